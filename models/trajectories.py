@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields, replace
 
 import torch
 
-from .camera import CameraTrajectory, check_fov, focal_from_fov, orbit_extrinsics
+from .camera import CameraTrajectory, check_fov, focal_from_fov, fov_from_focal, orbit_extrinsics
 from .errors import InputError
 from .interpolation import interpolate_keys
 
@@ -131,15 +131,20 @@ def dolly(
     distance so the subject keeps its size on screen while the perspective changes."""
     check_frames(frames)
     end = replace(start, distance=distance_end)
-    check_view(end, "end ")
-    traj = blend_views(start, end, progress(frames, easing))
+    s = progress(frames, easing)
+    traj = blend_views(start, end, s)
     if not dolly_zoom:
         return traj
-    focal = torch.as_tensor(start.focal_length(), dtype=torch.float64)
-    zoom_focal = focal * traj.centers.sub(torch.tensor(start.target)).norm(dim=-1) / start.distance
-    fov_end = float(torch.rad2deg(2 * torch.atan(0.5 / zoom_focal[-1])))
-    check_fov(fov_end, "distance_end (dolly zoom would need a field of view of "
-              f"{fov_end:.1f}°)")
+    # On-screen size of the subject ~ focal / distance: keep that ratio.
+    distances = start.distance + s * (distance_end - start.distance)
+    zoom_focal = start.focal_length() * distances / start.distance
+    fov_end = float(fov_from_focal(zoom_focal[-1]))
+    try:
+        check_fov(fov_end, "distance_end")
+    except InputError:
+        raise InputError("distance_end", f"a dolly zoom from {start.distance:g} m to "
+                         f"{distance_end:g} m needs a field of view of {fov_end:.2f}° at the end, "
+                         "outside (1°, 179°); move less or start with another fov.") from None
     return CameraTrajectory(traj.w2c, zoom_focal, traj.pixel_aspect, traj.principal)
 
 
