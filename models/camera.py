@@ -72,6 +72,8 @@ class CameraTrajectory:
     principal: torch.Tensor
 
     def __post_init__(self) -> None:
+        for name in ("w2c", "focal", "pixel_aspect", "principal"):  # always float64, CPU
+            object.__setattr__(self, name, torch.as_tensor(getattr(self, name)).detach().to("cpu", torch.float64))
         f = self.w2c.shape[0] if self.w2c.ndim == 3 else -1
         if self.w2c.shape[-2:] != (4, 4) or f < 1:
             raise InputError("camera", f"w2c must be [F, 4, 4], got {tuple(self.w2c.shape)}.")
@@ -87,6 +89,9 @@ class CameraTrajectory:
                 raise InputError("camera", f"{name} contains NaN or infinite values.")
         if (self.focal <= 0).any() or (self.pixel_aspect <= 0).any():
             raise InputError("camera", "focal lengths and pixel aspect ratios must be positive.")
+        bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=torch.float64)
+        if not (self.w2c[:, 3] == bottom).all():
+            raise InputError("camera", "the last row of every w2c matrix must be [0, 0, 0, 1].")
         rot = self.w2c[:, :3, :3]
         eye = torch.eye(3, dtype=rot.dtype).expand_as(rot)
         if (rot @ rot.transpose(-1, -2) - eye).abs().max() > 1e-4 or (torch.det(rot) < 0).any():
@@ -117,6 +122,9 @@ class CameraTrajectory:
     @property
     def c2w(self) -> torch.Tensor:
         """Camera-to-world ``[F, 4, 4]``: rotation ``R^T``, translation the camera centre."""
+        bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=torch.float64)
+        if not (self.w2c[:, 3] == bottom).all():
+            raise InputError("camera", "the last row of every w2c matrix must be [0, 0, 0, 1].")
         rot = self.w2c[:, :3, :3].transpose(-1, -2)
         out = torch.zeros_like(self.w2c)
         out[:, :3, :3] = rot

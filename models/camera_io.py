@@ -62,7 +62,7 @@ def trajectory_from_json(text: str, input_name: str = "trajectory", label: str =
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise fail(f"is not a FactorPortrait camera file (expected \"format\": \"{FORMAT}\"; "
                    "save one with the FactorPortrait Save Camera Trajectory node).")
-    if data.get("version") != VERSION:
+    if type(data.get("version")) is not int or data["version"] != VERSION:
         raise fail(f"has version {data.get('version')!r}; this pack reads version {VERSION}.")
     frames = data.get("frames")
     if not isinstance(frames, list) or not frames:

@@ -32,10 +32,11 @@ def check_frame_count(num_frames: int, input_name: str) -> None:
     """Raise an :class:`InputError` naming ``input_name`` unless ``num_frames`` is 4k+1."""
     if num_frames < 1 or (num_frames - 1) % TEMPORAL_STRIDE != 0:
         below, above = nearest_valid_frame_counts(max(num_frames, 1))
+        nearest = f"{below} or {above}" if below != above else f"{below}"
         raise InputError(
             input_name,
             f"{num_frames} frames cannot be packed into Wan latent frames; the count must "
-            f"be 4k+1 (1, 5, 9, ..., 77, 81, 85, ...). Nearest valid counts: {below} or {above}.",
+            f"be 4k+1 (1, 5, 9, ..., 77, 81, 85, ...). Nearest valid count: {nearest}.",
         )
 
 

@@ -25,10 +25,13 @@ SIZE_MULTIPLE = 16
 def check_image_size(width: int, height: int) -> None:
     """Raise unless width and height are positive multiples of 16 (Wan's patch grid)."""
     for name, v in (("width", width), ("height", height)):
-        if not isinstance(v, int) or v < SIZE_MULTIPLE or v % SIZE_MULTIPLE:
-            lo = max(SIZE_MULTIPLE, (int(v) // SIZE_MULTIPLE) * SIZE_MULTIPLE) if isinstance(v, (int, float)) else 16
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise InputError(name, f"must be a whole number of pixels, got {v!r}.")
+        if v < SIZE_MULTIPLE or v % SIZE_MULTIPLE:
+            lo = max(SIZE_MULTIPLE, (v // SIZE_MULTIPLE) * SIZE_MULTIPLE)
+            hint = f"{lo} or {lo + SIZE_MULTIPLE}" if v > SIZE_MULTIPLE else f"{SIZE_MULTIPLE}"
             raise InputError(name, f"{v} is not a positive multiple of {SIZE_MULTIPLE} "
-                             f"(Wan's VAE and patch grid need it); use {lo} or {lo + SIZE_MULTIPLE}.")
+                             f"(Wan's VAE and patch grid need it); use {hint}.")
 
 
 def ray_coefficients(camera: CameraTrajectory) -> torch.Tensor:

@@ -55,23 +55,24 @@ class View:
 _CHANNELS = ("yaw", "pitch", "roll", "distance", "focal", "tx", "ty", "tz", "pixel_aspect", "cx", "cy")
 
 
-def check_view(view: View, prefix: str = "") -> None:
-    """Raise an :class:`InputError` for a non-finite or impossible view."""
+def check_view(view: View, suffix: str = "") -> None:
+    """Raise an :class:`InputError` for a non-finite or impossible view. Errors name the
+    field plus ``suffix`` (``"_end"`` names the node's end widgets, e.g. ``yaw_end``)."""
     for f in fields(View):
         value = getattr(view, f.name)
         items = value if isinstance(value, tuple) else (value,)
         if value is None:
             continue
         if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in items):
-            raise InputError(prefix + f.name, f"must be a finite number, got {value!r}.")
+            raise InputError(f.name + suffix, f"must be a finite number, got {value!r}.")
     if view.distance <= 0:
-        raise InputError(prefix + "distance", f"must be positive (metres), got {view.distance:g}.")
+        raise InputError("distance" + suffix, f"must be positive (metres), got {view.distance:g}.")
     if view.focal is None:
-        check_fov(view.fov, prefix + "fov")
+        check_fov(view.fov, "fov" + suffix)
     elif view.focal <= 0:
-        raise InputError(prefix + "focal", f"must be positive, got {view.focal:g}.")
+        raise InputError("focal" + suffix, f"must be positive, got {view.focal:g}.")
     if view.pixel_aspect <= 0:
-        raise InputError(prefix + "pixel_aspect", f"must be positive, got {view.pixel_aspect:g}.")
+        raise InputError("pixel_aspect" + suffix, f"must be positive, got {view.pixel_aspect:g}.")
 
 
 def check_frames(frames: int) -> None:
@@ -100,7 +101,7 @@ def progress(frames: int, easing: str = "linear") -> torch.Tensor:
 def blend_views(start: View, end: View, s: torch.Tensor) -> CameraTrajectory:
     """Cameras moving from ``start`` to ``end`` as ``s`` goes 0 -> 1 (``[F]``)."""
     check_view(start)
-    check_view(end, "end ")
+    check_view(end, "_end")
     a = torch.tensor(start.vector(), dtype=torch.float64)
     b = torch.tensor(end.vector(), dtype=torch.float64)
     return trajectory_from_channels(a + s[:, None] * (b - a))
@@ -159,14 +160,14 @@ def spiral(
         if not math.isfinite(v):
             raise InputError(name, f"must be a finite number, got {v!r}.")
     end = replace(start, distance=start.distance if distance_end is None else distance_end)
-    check_view(end, "end ")
+    check_view(start)
+    check_view(end, "_end")
     s = progress(frames)
     theta = 2 * math.pi * turns * s
     base = torch.tensor(start.vector(), dtype=torch.float64).repeat(frames, 1)
     base[:, 0] += amplitude * torch.sin(theta)
     base[:, 1] += amplitude * (1 - torch.cos(theta))
     base[:, 3] += s * (end.distance - start.distance)
-    check_view(start)
     return trajectory_from_channels(base)
 
 
@@ -231,6 +232,9 @@ def parse_keyframes(text: str, frames: int, defaults: View = View()) -> tuple[li
                 if not (isinstance(v, list) and len(v) == n):
                     raise _key_error(i, f"'{vec}' must be a list of {n} numbers, got {v!r}.")
                 changes[vec] = tuple(v)
+        if "fov" in changes and "focal" in changes:
+            raise _key_error(i, "give either 'fov' (degrees) or 'focal' (focal length / image "
+                                "height), not both.")
         if "fov" in changes:
             changes["focal"] = None
         current = replace(current, **changes)
