@@ -1,0 +1,48 @@
+"""Layers whose weights may be stored in another dtype than the one the model computes in.
+
+Wan files ship in bf16, fp16 or fp8 (e4m3fn). Weights stay in their storage dtype (and may
+even sit on another device, for block streaming); each call casts them to the input's dtype
+and device, which is a no-op when they already match. Norms compute in float32 as the
+original Wan does, and cast back.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def cast_like(t: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor | None:
+    """``t`` in ``x``'s dtype and on its device (None stays None)."""
+    return None if t is None else t.to(device=x.device, dtype=x.dtype, non_blocking=True)
+
+
+class CastLinear(nn.Linear):
+    """nn.Linear that computes in the input's dtype, whatever dtype its weights are stored in."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, cast_like(self.weight, x), cast_like(self.bias, x))
+
+
+class CastConv3d(nn.Conv3d):
+    """nn.Conv3d that computes in the input's dtype, whatever dtype its weights are stored in."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, cast_like(self.weight, x), cast_like(self.bias, x))
+
+
+class RMSNorm(nn.RMSNorm):
+    """RMS norm over the last dim, normalised in float32, then scaled in the input dtype."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.rms_norm(x.float(), self.normalized_shape, eps=self.eps).type_as(x)
+        return y if self.weight is None else y * cast_like(self.weight, y)
+
+
+class LayerNorm(nn.LayerNorm):
+    """Layer norm over the last dim, computed in float32 and cast back to the input dtype."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x32 = x.float()
+        weight, bias = cast_like(self.weight, x32), cast_like(self.bias, x32)
+        return F.layer_norm(x32, self.normalized_shape, weight, bias, self.eps).type_as(x)
