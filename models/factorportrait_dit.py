@@ -112,11 +112,16 @@ class FactorPortraitDiT(WanDiT):
         if unexpected or set(missing) != set(model.state_dict()) - set(base):
             raise ValueError(f"base model does not match its config: missing {missing}, "
                              f"unexpected {unexpected}")
-        for new in (model.control_embedding, model.expression_controller):
-            new.to_empty(device=device)
-        model.expression_controller[0].reset_parameters()
-        model.zero_init_controls()
+        model.reset_controls(device)
         return model
+
+    def reset_controls(self, device) -> None:
+        """(Re)create the control layers on ``device`` in their initial state: untrained, so
+        the model equals its base (e.g. after building on the meta device)."""
+        for new in (self.control_embedding, self.expression_controller):
+            new.to_empty(device=device)
+        self.expression_controller[0].reset_parameters()
+        self.zero_init_controls()
 
     @property
     def config_dict(self) -> dict:

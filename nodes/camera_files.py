@@ -20,8 +20,13 @@ SAVE_NAME = "FactorPortrait Save Camera Trajectory"
 def _json_files() -> list[str]:
     """JSON files under ComfyUI's input folder, relative paths with forward slashes."""
     root = folder_paths.get_input_directory()
-    found = []
-    for dirpath, _, files in os.walk(root, followlinks=True):
+    found, seen = [], set()
+    for dirpath, dirnames, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:  # a symlink loop: do not walk a folder twice
+            dirnames[:] = []
+            continue
+        seen.add(real)
         for name in files:
             if name.lower().endswith(".json"):
                 found.append(os.path.relpath(os.path.join(dirpath, name), root).replace(os.sep, "/"))
@@ -53,7 +58,7 @@ class LoadCameraTrajectory(io.ComfyNode):
                     "A factorportrait-camera .json file in ComfyUI's input folder.")),
             ],
             outputs=[
-                Camera.Output(display_name="camera"),
+                Camera.Output(display_name="camera", tooltip="The loaded camera trajectory."),
                 io.Image.Output(display_name="preview", tooltip="The path from above and from the side."),
             ],
         )

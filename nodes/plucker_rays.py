@@ -6,6 +6,7 @@ from comfy_api.latest import io
 
 from ..models.camera_preview import ray_direction_preview
 from ..models.plucker import check_image_size, latent_plucker_rays, wan_camera_embedding
+from ..models.errors import InputError
 from ..models.latent_frames import check_frame_count
 from .errors import reported_as
 from .types import Camera, Rays
@@ -41,8 +42,8 @@ class PluckerRayMaps(io.ComfyNode):
                 io.WanCameraEmbedding.Output(display_name="camera_embedding", tooltip=(
                     "[1, 24, T_lat, H, W] in ComfyUI's convention (poses relative to the "
                     "first frame), for WanCameraImageToVideo. (81 frames at 832x480 take 0.8 GB).")),
-                io.Int.Output(display_name="width"),
-                io.Int.Output(display_name="height"),
+                io.Int.Output(display_name="width", tooltip="The width input, to wire into Wan nodes."),
+                io.Int.Output(display_name="height", tooltip="The height input, to wire into Wan nodes."),
                 io.Int.Output(display_name="length", tooltip="Number of video frames."),
             ],
         )
@@ -52,7 +53,11 @@ class PluckerRayMaps(io.ComfyNode):
         device = comfy.model_management.intermediate_device()
         with reported_as(NAME):
             check_image_size(width, height)
-            check_frame_count(camera.num_frames, "camera")
+            try:
+                check_frame_count(camera.num_frames, "camera")
+            except InputError as e:
+                raise InputError("camera", f"{e.message} Set 'frames' on the camera node to one "
+                                 "of them.") from None
             rays = latent_plucker_rays(camera, width, height, device)
             embedding = wan_camera_embedding(camera, width, height, device)
             preview = ray_direction_preview(camera, width, height).to(device)

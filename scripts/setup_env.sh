@@ -69,6 +69,7 @@ say "installing the ComfyUI host's requirements"
 # torch/torchvision are pinned above; torchaudio has no build matching torch 2.14.1 here
 # and ComfyUI only needs it for its audio nodes.
 grep -v -E '^(torch|torchvision|torchaudio)\s*$' "$comfy/requirements.txt" > "$host/requirements-host.txt"
-"${pip[@]}" install -q -r "$host/requirements-host.txt" "torch==2.14.1" "torchvision==0.29.1"
+# ComfyUI imports requests (app/frontend_management.py) without listing it.
+"${pip[@]}" install -q -r "$host/requirements-host.txt" requests "torch==2.14.1" "torchvision==0.29.1"
 
 say "ready: $venv/bin/python, ComfyUI at $comfy"

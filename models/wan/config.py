@@ -77,6 +77,9 @@ class WanConfig:
         if "img_emb.emb_pos" in sd:
             raise ValueError("Wan first-last-frame (FLF2V) models are not supported")
         dim, in_dim, *patch = sd["patch_embedding.weight"].shape
+        if dim % RELEASED_HEAD_DIM:
+            raise ValueError(f"model width {dim} is not a multiple of {RELEASED_HEAD_DIM}, the head "
+                             "width of every released Wan 2.1 model, so its head count is unknown")
         blocks = {int(m.group(1)) for k in sd if (m := re.match(r"blocks\.(\d+)\.", k))}
         i2v = any(k.startswith("img_emb.") for k in sd)
         return cls(

@@ -1,0 +1,1 @@
+"""Integration tests against a real ComfyUI host (scripts/comfy_host.py)."""

@@ -1,0 +1,63 @@
+"""Integration tests: one real ComfyUI server (CPU, loopback) for the whole session.
+
+The server comes from scripts/comfy_host.py: ComfyUI of ``.host/ComfyUI`` (or
+``$FACTORPORTRAIT_COMFYUI``) with this checkout in a temporary ``custom_nodes`` folder.
+Without a host tree (scripts/setup_env.sh not run) the integration tests are skipped.
+"""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from comfy_host import ComfyClient, load_api_workflow, running_comfyui
+from devpack import comfyui_dir
+
+from .helpers import WORKFLOWS, with_prefix_folder
+
+
+@pytest.fixture(scope="session")
+def comfy() -> ComfyClient:
+    if not (comfyui_dir() / "main.py").is_file():
+        pytest.skip(f"no ComfyUI host at {comfyui_dir()}; run scripts/setup_env.sh")
+    with running_comfyui() as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def object_info(comfy: ComfyClient) -> dict:
+    return comfy.object_info()
+
+
+class WorkflowRun:
+    """One finished run of an example workflow: the prompt queued, its history entry, and
+    the files it saved (output-folder paths, in node and batch order, per node id)."""
+
+    def __init__(self, comfy: ComfyClient, prompt: dict, entry: dict):
+        self.prompt = prompt
+        self.entry = entry
+        self.files = {node_id: comfy.output_files({"outputs": {node_id: out}})
+                      for node_id, out in entry["outputs"].items()}
+
+    def node_of(self, class_type: str, **inputs) -> str:
+        """The id of the one node of this type (whose inputs include ``inputs``)."""
+        ids = [k for k, v in self.prompt.items() if v["class_type"] == class_type
+               and all(v["inputs"].get(n) == x for n, x in inputs.items())]
+        assert len(ids) == 1, f"expected one {class_type} with {inputs}, found {ids}"
+        return ids[0]
+
+
+@pytest.fixture(scope="session")
+def run_workflow(comfy: ComfyClient):
+    """``run_workflow("x_api.json") -> WorkflowRun``, each workflow run once per session,
+    its files saved under a fresh output subfolder."""
+    runs: dict[str, WorkflowRun] = {}
+
+    def run(name: str) -> WorkflowRun:
+        if name not in runs:
+            prompt, extra = load_api_workflow(WORKFLOWS / name)
+            prompt = with_prefix_folder(prompt, f"it-{uuid.uuid4().hex[:8]}")
+            runs[name] = WorkflowRun(comfy, prompt, comfy.run(prompt, timeout=180, extra_data=extra))
+        return runs[name]
+
+    return run

@@ -1,0 +1,39 @@
+"""The pack's nodes as ComfyUI must list them: the one table the tests check against.
+
+``EXPECTED_NODES[node_id] = (display_name, category, required input names in order,
+output types in order, output names in order)``. Checked against the live ``/object_info``
+by tests/integration/test_object_info.py; the README's node reference is checked against
+the same table. Add a row here when a node is added. Plain data, no imports.
+"""
+
+EXPECTED_NODES: dict[str, tuple[str, str, list[str], list[str], list[str]]] = {
+    "FactorPortraitCameraTrajectory": (
+        "FactorPortrait Camera Trajectory",
+        "FactorPortrait/camera",
+        ["mode", "frames", "fov", "distance", "yaw", "pitch", "roll", "yaw_end", "pitch_end",
+         "roll_end", "distance_end", "amplitude", "turns", "dolly_zoom", "easing", "keyframes"],
+        ["FACTORPORTRAIT_CAMERA", "IMAGE"],
+        ["camera", "preview"],
+    ),
+    "FactorPortraitLoadCameraTrajectory": (
+        "FactorPortrait Load Camera Trajectory",
+        "FactorPortrait/camera",
+        ["file"],
+        ["FACTORPORTRAIT_CAMERA", "IMAGE"],
+        ["camera", "preview"],
+    ),
+    "FactorPortraitSaveCameraTrajectory": (
+        "FactorPortrait Save Camera Trajectory",
+        "FactorPortrait/camera",
+        ["camera", "filename_prefix"],
+        [],
+        [],
+    ),
+    "FactorPortraitPluckerRayMaps": (
+        "FactorPortrait Plücker Ray Maps",
+        "FactorPortrait/camera",
+        ["camera", "width", "height"],
+        ["FACTORPORTRAIT_RAYS", "IMAGE", "WAN_CAMERA_EMBEDDING", "INT", "INT", "INT"],
+        ["rays", "preview", "camera_embedding", "width", "height", "length"],
+    ),
+}
