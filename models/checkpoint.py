@@ -183,3 +183,20 @@ def load_model(*, checkpoint: str | None = None, base: str | None = None, contro
         raise InputError(input_name, f"the weights do not fit the model they describe ({e}); "
                          "the file is damaged or of another model variant.") from None
     return LoadedModel(model, encoder, warnings, sources)
+
+
+def file_kind(path: str, input_name: str) -> str | None:
+    """``"full"`` or ``"controls"`` for a FactorPortrait file, None for any other safetensors
+    file; reads only the header."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(path, framework="pt") as f:
+            raw = (f.metadata() or {}).get(METADATA_KEY)
+    except (SafetensorError, OSError) as e:
+        raise InputError(input_name, f"{os.path.basename(path)} is truncated or corrupt and "
+                         f"cannot be read ({e}); download or copy it again.") from None
+    try:
+        return json.loads(raw).get("kind") if raw else None
+    except (json.JSONDecodeError, AttributeError):
+        return None

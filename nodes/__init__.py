@@ -6,13 +6,17 @@ from typing_extensions import override
 
 from .camera_files import LoadCameraTrajectory, SaveCameraTrajectory
 from .camera_trajectory import CameraTrajectoryNode
+from .model_loader import LoadModel
 from .plucker_rays import PluckerRayMaps
+from .sampler import Sampler
 
 NODES: list[type[io.ComfyNode]] = [
     CameraTrajectoryNode,
     LoadCameraTrajectory,
     SaveCameraTrajectory,
     PluckerRayMaps,
+    LoadModel,
+    Sampler,
 ]
 
 

@@ -8,3 +8,10 @@ Camera = io.Custom("FACTORPORTRAIT_CAMERA")
 # torch.Tensor [B, 24, T_lat, H/8, W/8]: Plücker rays on the latent grid in Wan's
 # 4-frame packing (models.plucker.latent_plucker_rays).
 Rays = io.Custom("FACTORPORTRAIT_RAYS")
+
+# nodes.model_loader.FactorPortraitModel: the loaded DiT and how to run it (devices,
+# block streaming).
+Model = io.Custom("FACTORPORTRAIT_MODEL")
+
+# models.expression_codes.ExpressionCodes: per-frame codes [F, D] and the encoder's name.
+Expression = io.Custom("FACTORPORTRAIT_EXPRESSION")

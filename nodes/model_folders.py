@@ -1,0 +1,39 @@
+"""The ComfyUI model folders this pack reads, registered once with ``folder_paths``.
+
+Registering through ``add_model_folder_path`` keeps entries that ``extra_model_paths.yaml``
+added for the same names.
+"""
+from __future__ import annotations
+
+import os
+
+import folder_paths
+
+from ..models.errors import InputError
+
+FACTORPORTRAIT = "factorportrait"  # full checkpoints and control-weights files
+DIFFUSION_MODELS = "diffusion_models"  # Wan 2.1 base DiT files (ComfyUI's own folder)
+WEIGHT_EXTENSIONS = (".safetensors", ".sft")
+NONE = "none"
+
+for _name in (FACTORPORTRAIT,):
+    folder_paths.add_model_folder_path(_name, os.path.join(folder_paths.models_dir, _name))
+
+
+def weight_files(folder: str) -> list[str]:
+    """Safetensors files in a model folder (pickled formats are never offered)."""
+    try:
+        names = folder_paths.get_filename_list(folder)
+    except KeyError:
+        return []
+    return [n for n in names if n.lower().endswith(WEIGHT_EXTENSIONS)]
+
+
+def resolve(folder: str, name: str, input_name: str) -> str:
+    """Full path of ``name`` in ``folder``, or an error naming the folder's locations."""
+    path = folder_paths.get_full_path(folder, name)
+    if path is None:
+        places = ", ".join(folder_paths.get_folder_paths(folder))
+        raise InputError(input_name, f"{name!r} was not found in the '{folder}' model folder "
+                         f"({places}); put the file there and refresh.")
+    return path
