@@ -69,7 +69,7 @@ class Sampler(io.ComfyNode):
         return io.Schema(
             node_id="FactorPortraitSampler",
             display_name=NAME,
-            category="FactorPortrait",
+            category="FactorPortrait/sampling",
             description=(
                 "Animates the reference portrait with the driving expression (codes), pose "
                 "(normal maps) and camera (ray maps): flow-matching sampling of the "

@@ -36,4 +36,20 @@ EXPECTED_NODES: dict[str, tuple[str, str, list[str], list[str], list[str]]] = {
         ["FACTORPORTRAIT_RAYS", "IMAGE", "WAN_CAMERA_EMBEDDING", "INT", "INT", "INT"],
         ["rays", "preview", "camera_embedding", "width", "height", "length"],
     ),
+    "FactorPortraitLoadModel": (
+        "FactorPortrait Load Model",
+        "FactorPortrait/model",
+        ["factorportrait_weights", "base_model", "weight_dtype", "compute_dtype",
+         "block_streaming", "expression_dim"],
+        ["FACTORPORTRAIT_MODEL", "STRING"],
+        ["model", "info"],
+    ),
+    "FactorPortraitSampler": (
+        "FactorPortrait Sampler",
+        "FactorPortrait/sampling",
+        ["model", "vae", "reference", "length", "seed", "steps", "cfg", "expression_cfg",
+         "shift", "solver", "denoise", "window", "overlap"],
+        ["LATENT"],
+        ["latent"],
+    ),
 }
