@@ -180,8 +180,9 @@ def load_model(*, checkpoint: str | None = None, base: str | None = None, contro
     try:
         model = _assemble(config, exp_dim, tensors, dtype, storage_dtype, device)
     except ValueError as e:
-        raise InputError(input_name, f"the weights do not fit the model they describe ({e}); "
-                         "the file is damaged or of another model variant.") from None
+        files = " + ".join(os.path.basename(p) for p in sources.values())
+        raise InputError(input_name, f"the weights of {files} do not fit the model they describe "
+                         f"({e}); the file is damaged or of another model variant.") from None
     return LoadedModel(model, encoder, warnings, sources)
 
 

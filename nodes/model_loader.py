@@ -20,6 +20,7 @@ from .types import Model
 NAME = "FactorPortrait Load Model"
 COMPUTE_DTYPES = {"auto": None, "bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 STREAMING = ("auto", "off", "on")
+INPUT_OF_ROLE = {"checkpoint": "factorportrait_weights", "control_weights": "factorportrait_weights"}
 
 
 @dataclass
@@ -140,10 +141,13 @@ class LoadModel(io.ComfyNode):
             storage = STORAGE_DTYPES[weight_dtype]
             if storage is not None and storage.itemsize < 2 and device.type == "cpu":
                 logging.info("%s: fp8 weights on the CPU are cast to %s at every layer (slow).", NAME, dtype)
-            loaded = load_model(
-                checkpoint=fp_path if kind == "full" else None,
-                base=base_path, controls=fp_path if kind == "controls" else None,
-                expression_dim=expression_dim, dtype=dtype, storage_dtype=storage, device=offload)
+            try:
+                loaded = load_model(
+                    checkpoint=fp_path if kind == "full" else None,
+                    base=base_path, controls=fp_path if kind == "controls" else None,
+                    expression_dim=expression_dim, dtype=dtype, storage_dtype=storage, device=offload)
+            except InputError as e:  # load_model's roles -> this node's inputs
+                raise InputError(INPUT_OF_ROLE.get(e.input_name, e.input_name), e.message) from None
         for warning in loaded.warnings:
             logging.warning("%s: %s", NAME, warning)
         config = loaded.model.config

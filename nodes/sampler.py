@@ -95,7 +95,7 @@ class Sampler(io.ComfyNode):
                     "Video frames (4k+1) when neither rays nor normal maps give the length.")),
                 io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
                              tooltip="Noise seed; the same seed gives the same video."),
-                io.Int.Input("steps", default=30, min=1, max=1000, tooltip="Sampling steps."),
+                io.Int.Input("steps", default=30, min=1, max=999, tooltip="Sampling steps."),
                 io.Float.Input("cfg", default=5.0, min=0.0, max=30.0, step=0.1, round=0.01, tooltip=(
                     "Guidance toward the pose (normal maps) and text; 1 = off.")),
                 io.Float.Input("expression_cfg", default=5.0, min=0.0, max=30.0, step=0.1, round=0.01,
@@ -106,7 +106,8 @@ class Sampler(io.ComfyNode):
                 io.Combo.Input("solver", options=list(SOLVERS), default="unipc",
                                tooltip="euler or unipc (multistep, better at few steps)."),
                 io.Float.Input("denoise", default=1.0, min=0.0, max=1.0, step=0.01, tooltip=(
-                    "1 = from pure noise; below 1 starts from 'latent' partly noised.")),
+                    "1 = from pure noise; below 1 starts from 'latent' partly noised; 0 returns "
+                    "'latent' unchanged.")),
                 io.Latent.Input("latent", optional=True, tooltip="Start latent for denoise < 1 "
                                 "(e.g. a previous result)."),
                 io.Int.Input("window", default=81, min=5, max=4097, step=4, tooltip=(
@@ -132,6 +133,8 @@ class Sampler(io.ComfyNode):
                 expression.check_dim(model.loaded.expression_dim, "the loaded FactorPortrait model")
                 codes = expression.resampled(frames).codes[None]
             init = None
+            if denoise == 0.0 and latent is not None:  # as KSampler: nothing to denoise
+                return io.NodeOutput(latent)
             if denoise < 1.0:
                 if latent is None:
                     raise InputError("latent", f"denoise {denoise} < 1 needs a start latent; connect "

@@ -3,6 +3,10 @@
 The server comes from scripts/comfy_host.py: ComfyUI of ``.host/ComfyUI`` (or
 ``$FACTORPORTRAIT_COMFYUI``) with this checkout in a temporary ``custom_nodes`` folder.
 Without a host tree (scripts/setup_env.sh not run) the integration tests are skipped.
+Right after the server starts, tiny random model files (tests/integration/tiny_models.py)
+are written into its model folders and a reference portrait into its input folder, so the
+portrait workflow's combos (checkpoint, VAE, image) are valid: ComfyUI lists model folders
+when a prompt is validated and when ``/object_info`` is asked, not at start-up.
 """
 from __future__ import annotations
 
@@ -13,7 +17,8 @@ import pytest
 from comfy_host import ComfyClient, load_api_workflow, running_comfyui
 from devpack import comfyui_dir
 
-from .helpers import WORKFLOWS, with_prefix_folder
+from .helpers import WORKFLOWS, shrunk_for_ci, with_prefix_folder
+from .tiny_models import CHECKPOINT_NAME, write_tiny_models
 
 
 @pytest.fixture(scope="session")
@@ -21,12 +26,18 @@ def comfy() -> ComfyClient:
     if not (comfyui_dir() / "main.py").is_file():
         pytest.skip(f"no ComfyUI host at {comfyui_dir()}; run scripts/setup_env.sh")
     with running_comfyui() as client:
+        client.tiny_models = write_tiny_models(client.base_dir / "models")
         yield client
 
 
 @pytest.fixture(scope="session")
 def object_info(comfy: ComfyClient) -> dict:
-    return comfy.object_info()
+    """``/object_info``, fetched once, after the tiny model files exist."""
+    info = comfy.object_info()
+    options = info["FactorPortraitLoadModel"]["input"]["required"]["factorportrait_weights"]
+    assert CHECKPOINT_NAME in options[1]["options"], (
+        f"the server does not list {CHECKPOINT_NAME} written to {comfy.base_dir / 'models'}: {options}")
+    return info
 
 
 class WorkflowRun:
@@ -50,13 +61,14 @@ class WorkflowRun:
 @pytest.fixture(scope="session")
 def run_workflow(comfy: ComfyClient):
     """``run_workflow("x_api.json") -> WorkflowRun``, each workflow run once per session,
-    its files saved under a fresh output subfolder."""
+    its files saved under a fresh output subfolder; workflows with a FactorPortrait
+    Sampler run shrunk for CI (``helpers.shrunk_for_ci``: 9 frames, 64x64, 2 steps)."""
     runs: dict[str, WorkflowRun] = {}
 
     def run(name: str) -> WorkflowRun:
         if name not in runs:
             prompt, extra = load_api_workflow(WORKFLOWS / name)
-            prompt = with_prefix_folder(prompt, f"it-{uuid.uuid4().hex[:8]}")
+            prompt = shrunk_for_ci(with_prefix_folder(prompt, f"it-{uuid.uuid4().hex[:8]}"))
             runs[name] = WorkflowRun(comfy, prompt, comfy.run(prompt, timeout=180, extra_data=extra))
         return runs[name]
 
