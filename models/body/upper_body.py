@@ -1,0 +1,392 @@
+"""The upper-body template shared by the body models: parameters, landmarks, skinning.
+
+The paper renders normal maps of an upper-body template (bald head, neck, shoulders, upper
+torso, expressive face) tracked on the driving video. Every body model here (anny, SMPL-X)
+is cut to that template and evaluated the same way:
+
+    rest   = template + shape blendshapes(shape) + face blendshapes(face)     [F, V, 3]
+    posed  = linear blend skinning of rest by the per-frame joint rotations    [F, V, 3]
+    world  = R_global (posed - head_center) + t_global                         [F, V, 3]
+
+World (DESIGN.md): right-handed, metres, +Y up, the subject faces +Z, so the subject's left
+is +X. With zero pose and translation the model stands upright facing +Z and its head
+centre (``head_center``: per model, documented there) is at the origin for every shape,
+so DESIGN's default camera on +Z looking at the origin frames the face.
+
+Rotations are axis-angle vectors in world axes (radians): a joint's rotation turns
+everything it carries about that joint, after its parents' rotations (the SMPL
+convention; a yaw of the head is ``head = (0, yaw, 0)``). Neck and torso rotations are
+shared equally by the model's neck and spine joints, so a bend is smooth and their
+composition is exactly the given rotation.
+
+Landmarks are fixed sparse linear combinations of the output vertices (barycentric points
+on the surface, or affine combinations for joint-like points such as shoulders), so they
+are differentiable and follow every pose and shape. ``LANDMARKS`` names them and maps each
+to MediaPipe's 478-point face mesh, its 33-point pose, the iBUG-68 face points (DWPose,
+SMPL-X) and OpenPose COCO-18 body points.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Callable, NamedTuple
+
+import torch
+from torch import Tensor
+
+
+class Landmark(NamedTuple):
+    """One named landmark and where detectors put it (None / () where they do not)."""
+
+    name: str
+    mediapipe_face: int | None  # index into MediaPipe face mesh (478 points)
+    mediapipe_pose: int | None  # index into MediaPipe / BlazePose pose (33 points)
+    ibug68: tuple[int, ...]  # iBUG-68 points whose mean is this landmark (DWPose face, SMPL-X)
+    openpose18: int | None  # OpenPose COCO-18 body index
+
+
+# "left"/"right" are the subject's (MediaPipe and iBUG use the same convention): the
+# subject's left eye is at +X and appears on the right of a frontal image.
+LANDMARKS: tuple[Landmark, ...] = (
+    Landmark("nose_tip", 1, 0, (30,), 0),
+    Landmark("nose_bridge", 168, None, (27,), None),
+    Landmark("subnasale", 2, None, (33,), None),
+    Landmark("nose_ala_right", 98, None, (31,), None),
+    Landmark("nose_ala_left", 327, None, (35,), None),
+    Landmark("eye_right_outer", 33, 6, (36,), None),
+    Landmark("eye_right_inner", 133, 4, (39,), None),
+    Landmark("eye_right_upper", 159, None, (37, 38), None),
+    Landmark("eye_right_lower", 145, None, (40, 41), None),
+    Landmark("eye_left_inner", 362, 1, (42,), None),
+    Landmark("eye_left_outer", 263, 3, (45,), None),
+    Landmark("eye_left_upper", 386, None, (43, 44), None),
+    Landmark("eye_left_lower", 374, None, (46, 47), None),
+    Landmark("eye_right_center", None, 5, (36, 37, 38, 39, 40, 41), 14),
+    Landmark("eye_left_center", None, 2, (42, 43, 44, 45, 46, 47), 15),
+    Landmark("brow_right_outer", 70, None, (17,), None),
+    Landmark("brow_right_mid", 105, None, (19,), None),
+    Landmark("brow_right_inner", 107, None, (21,), None),
+    Landmark("brow_left_inner", 336, None, (22,), None),
+    Landmark("brow_left_mid", 334, None, (24,), None),
+    Landmark("brow_left_outer", 300, None, (26,), None),
+    Landmark("mouth_right", 61, 10, (48,), None),
+    Landmark("mouth_left", 291, 9, (54,), None),
+    Landmark("lip_upper_outer", 0, None, (51,), None),
+    Landmark("lip_lower_outer", 17, None, (57,), None),
+    Landmark("lip_upper_inner", 13, None, (62,), None),
+    Landmark("lip_lower_inner", 14, None, (66,), None),
+    Landmark("chin", 152, None, (8,), None),
+    Landmark("ear_right", None, 8, (), 16),
+    Landmark("ear_left", None, 7, (), 17),
+    Landmark("shoulder_right", None, 12, (), 2),
+    Landmark("shoulder_left", None, 11, (), 5),
+)
+LANDMARK_INDEX: dict[str, int] = {lm.name: i for i, lm in enumerate(LANDMARKS)}
+
+# Pose groups of the params, and the pivots ``joints()`` reports (one per group).
+JOINT_NAMES: tuple[str, ...] = ("torso", "neck", "head", "clavicle_left", "clavicle_right")
+
+
+@dataclass
+class UpperBodyParams:
+    """Parameters of ``F`` frames of one subject. Rotations are axis-angle, world axes.
+
+    Attributes:
+        shape: identity shared by all frames ``[S]`` (the model's ``shape_labels``).
+        face: face actions ``[F, E]`` (the model's ``face_labels``; anny: the 52 ARKit
+            weights in [0, 1]; SMPL-X: jaw rotation then expression coefficients).
+        head: head rotation relative to the neck ``[F, 3]``.
+        neck: neck rotation relative to the torso ``[F, 3]``.
+        torso: upper-spine rotation ``[F, 3]`` (moves shoulders, neck and head).
+        clavicles: shoulder-girdle rotations ``[F, 2, 3]``, (left, right).
+        rotation: global rotation about the head centre ``[F, 3]``.
+        translation: global translation ``[F, 3]`` (metres): the head centre's position
+            when ``rotation`` and the pose are zero.
+    """
+
+    shape: Tensor
+    face: Tensor
+    head: Tensor
+    neck: Tensor
+    torso: Tensor
+    clavicles: Tensor
+    rotation: Tensor
+    translation: Tensor
+
+    @property
+    def frames(self) -> int:
+        return self.face.shape[0]
+
+    def tensors(self) -> dict[str, Tensor]:
+        """Name -> tensor, e.g. for an optimiser or ``torch.save``."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def map(self, fn: Callable[[Tensor], Tensor]) -> UpperBodyParams:
+        """A copy with ``fn`` applied to every tensor (``.detach``, ``.to``, ``.clone``)."""
+        return UpperBodyParams(**{k: fn(v) for k, v in self.tensors().items()})
+
+    def select(self, frames: Tensor | slice | list[int]) -> UpperBodyParams:
+        """The given frames (the shared shape is kept)."""
+        return UpperBodyParams(**{k: v if k == "shape" else v[frames] for k, v in self.tensors().items()})
+
+
+def axis_angle_to_matrix(axis_angle: Tensor) -> Tensor:
+    """Rodrigues' formula ``[..., 3] -> [..., 3, 3]``, with finite gradients at zero.
+
+    Near zero the sin/cos ratios switch to their Taylor series and the other branch sees a
+    dummy angle, so neither branch produces NaN gradients (the tracker starts at zero).
+    """
+    theta2 = (axis_angle * axis_angle).sum(-1, keepdim=True)[..., None]  # [..., 1, 1]
+    small = theta2 < 1e-8
+    theta = torch.sqrt(torch.where(small, torch.ones_like(theta2), theta2))
+    a = torch.where(small, 1 - theta2 / 6, torch.sin(theta) / theta)
+    b = torch.where(small, 0.5 - theta2 / 24, (1 - torch.cos(theta)) / (theta * theta))
+    x, y, z = axis_angle.unbind(-1)
+    zero = torch.zeros_like(x)
+    k = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(*axis_angle.shape[:-1], 3, 3)
+    eye = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device)
+    return eye + a * k + b * (k @ k)
+
+
+def forward_kinematics(joints: Tensor, parents: list[int], rotations: Tensor) -> Tensor:
+    """Rest-to-posed rigid maps ``[F, J, 3, 4]`` of joints rotated in world axes.
+
+    Joint ``j`` maps rest points by ``A_j = A_parent o (x -> R_j (x - c_j) + c_j)``.
+
+    Args:
+        joints: rest joint centres ``c`` ``[F, J, 3]``.
+        parents: parent of each joint (-1 for a root), parents before children.
+        rotations: ``R`` ``[F, J, 3, 3]``.
+    """
+    rot_g, trans_g = [], []
+    for j, p in enumerate(parents):
+        r, c = rotations[:, j], joints[:, j]
+        t = c - (r @ c[..., None])[..., 0]
+        if p >= 0:
+            t = (rot_g[p] @ t[..., None])[..., 0] + trans_g[p]
+            r = rot_g[p] @ r
+        rot_g.append(r)
+        trans_g.append(t)
+    return torch.cat([torch.stack(rot_g, 1), torch.stack(trans_g, 1)[..., None]], -1)
+
+
+def skin(rest: Tensor, transforms: Tensor, weights: Tensor) -> Tensor:
+    """Linear blend skinning: rest vertices ``[F, V, 3]`` moved by the weighted joint maps
+    ``[F, J, 3, 4]`` (weights ``[V, J]``, rows summing to 1) -> ``[F, V, 3]``.
+
+    The maps are blended per vertex by one matrix product, then applied by broadcasting
+    (V batched 3x3 matmuls are several times slower on CPU).
+    """
+    f, j = transforms.shape[:2]
+    blend = torch.einsum("vj,fjk->fvk", weights, transforms.reshape(f, j, 12)).view(f, -1, 3, 4)
+    return (blend[..., :3] * rest[..., None, :]).sum(-1) + blend[..., 3]
+
+
+def fit_point_regressor(vertices: Tensor, candidates: Tensor, point: Tensor) -> tuple[Tensor, Tensor]:
+    """Minimum-norm affine weights over ``candidates`` whose combination is ``point``.
+
+    An affine combination (weights summing to 1) commutes with rigid motions, so a joint
+    centre written this way follows the rigid part that carries its vertices exactly.
+
+    Args:
+        vertices: ``[V, 3]``; candidates: vertex indices ``[N]`` (N >= 4, not coplanar);
+        point: ``[3]``.
+    Returns:
+        ``(candidates, weights [N])``.
+    """
+    p = vertices[candidates].double()
+    a = torch.cat([p.T, torch.ones(1, len(candidates), dtype=p.dtype)])  # [4, N]
+    b = torch.cat([point.double(), torch.ones(1, dtype=p.dtype)])
+    w = a.T @ torch.linalg.solve(a @ a.T, b)
+    return candidates, w.to(vertices.dtype)
+
+
+def upper_body_vertices(vertices: Tensor, arm_weight: Tensor, shoulders: Tensor, elbows: Tensor,
+                        floor: float, arm_margin: float = 0.03) -> Tensor:
+    """Vertices of the upper-body cut ``[V]`` bool: above ``floor``, arms cut off.
+
+    An arm is cut by the plane across it ``arm_margin`` beyond the shoulder joint, so the
+    deltoid cap stays and the cut is clean (a skinning-weight threshold alone is jagged).
+
+    Args:
+        vertices: rest vertices ``[V, 3]`` (world axes).
+        arm_weight: skinning weight of each arm's bones ``[V, 2]``.
+        shoulders, elbows: rest joint centres of the two arms ``[2, 3]``.
+        floor: height (Y) of the cut across the torso.
+    """
+    keep = vertices[:, 1] > floor
+    for side in range(2):
+        axis = elbows[side] - shoulders[side]
+        beyond = (vertices - shoulders[side]) @ (axis / axis.norm()) >= arm_margin
+        keep &= ~(beyond & (arm_weight[:, side] > 0.2))
+    return keep
+
+
+def cut_mesh(faces: Tensor, keep: Tensor) -> tuple[Tensor, Tensor]:
+    """Faces whose three vertices are kept, reindexed; and the kept vertices' old indices."""
+    faces = faces[keep[faces].all(1)]
+    used = torch.unique(faces)
+    new_index = torch.full((len(keep),), -1, dtype=torch.long)
+    new_index[used] = torch.arange(len(used))
+    return new_index[faces], used
+
+
+class UpperBodyModel(torch.nn.Module):
+    """A blendshape + linear-blend-skinning upper body in the DESIGN world.
+
+    Subclasses fill the buffers and the label lists, and map the shape and face parameters
+    to blendshape coefficients (``shape_coefficients``, ``face_coefficients``).
+
+    Buffers (``V`` vertices, ``J`` joints, ``C`` shape and ``E'`` face blendshapes):
+        faces ``[M, 3]``, template ``[V, 3]``, shape_dirs ``[C, V, 3]``, face_dirs
+        ``[E', V, 3]``, joint_template ``[J, 3]``, joint_shape_dirs ``[C, J, 3]``,
+        joint_face_dirs ``[E', J, 3]``, skin_weights ``[V, J]``, landmark_index and
+        landmark_weight ``[K, N]``, center_index and center_weight ``[N]``.
+
+    Created under ``torch.inference_mode()`` (as in a ComfyUI node), the buffers are
+    inference tensors that autograd refuses: build and move the model inside
+    ``torch.inference_mode(False)`` when it will be optimised.
+    """
+
+    name: str
+    shape_labels: list[str]
+    face_labels: list[str]
+    jaw_open_label: str  # the face action that opens the mouth
+    landmark_names: list[str]
+    joint_parents: list[int]
+    joint_groups: list[str | None]  # pose group of each joint (None: static)
+    joint_shares: list[float]  # fraction of its group's rotation each joint takes
+
+    def _init_buffers(self, **buffers: Tensor) -> None:
+        for k, v in buffers.items():
+            self.register_buffer(k, v, persistent=False)
+        # The vertices the landmarks read, for the landmarks-only fast path.
+        support, local = torch.unique(self.landmark_index, return_inverse=True)
+        self.register_buffer("landmark_support", support, persistent=False)
+        self.register_buffer("landmark_local_index", local, persistent=False)
+
+    # -- to override -------------------------------------------------------------------------
+    def shape_coefficients(self, shape: Tensor) -> Tensor:
+        """Shape parameters ``[S]`` -> shape blendshape coefficients ``[C]``."""
+        return shape
+
+    def face_coefficients(self, face: Tensor) -> Tensor:
+        """Face parameters ``[F, E]`` -> face blendshape coefficients ``[F, E']``."""
+        return face
+
+    def group_rotations(self, params: UpperBodyParams) -> dict[str, Tensor]:
+        """Axis-angle ``[F, 3]`` of each pose group."""
+        return {"torso": params.torso, "neck": params.neck, "head": params.head,
+                "clavicle_left": params.clavicles[:, 0], "clavicle_right": params.clavicles[:, 1]}
+
+    def pose_offsets(self, rotations: Tensor, subset: Tensor | None = None) -> Tensor | None:
+        """Pose-corrective offsets ``[F, V, 3]`` (of the ``subset`` of vertices if given) for
+        joint rotations ``[F, J, 3, 3]``."""
+        return None
+
+    # -- shared ------------------------------------------------------------------------------
+    @property
+    def num_vertices(self) -> int:
+        return self.template.shape[0]
+
+    @property
+    def shape_range(self) -> tuple[Tensor, Tensor] | None:
+        """Valid ``(low, high)`` of the shape vector, or None when unbounded."""
+        return None
+
+    @property
+    def face_range(self) -> tuple[float, float] | None:
+        """Valid range of the face parameters, or None when unbounded."""
+        return None
+
+    def default_shape(self) -> Tensor:
+        return torch.zeros(len(self.shape_labels), dtype=self.template.dtype, device=self.template.device)
+
+    def neutral_params(self, frames: int) -> UpperBodyParams:
+        """Mean shape, neutral face, zero pose, head centre at the origin."""
+        z = self.template.new_zeros
+        return UpperBodyParams(shape=self.default_shape(), face=z(frames, len(self.face_labels)),
+                               head=z(frames, 3), neck=z(frames, 3), torso=z(frames, 3),
+                               clavicles=z(frames, 2, 3), rotation=z(frames, 3), translation=z(frames, 3))
+
+    def check_params(self, params: UpperBodyParams) -> None:
+        """Raise ValueError naming the field whose shape does not fit this model."""
+        f = params.frames
+        expected = {"shape": (len(self.shape_labels),), "face": (f, len(self.face_labels)),
+                    "head": (f, 3), "neck": (f, 3), "torso": (f, 3), "clavicles": (f, 2, 3),
+                    "rotation": (f, 3), "translation": (f, 3)}
+        for k, v in params.tensors().items():
+            if tuple(v.shape) != expected[k]:
+                raise ValueError(f"{self.name} params.{k} must have shape {expected[k]}, got {tuple(v.shape)}.")
+
+    def rest_vertices(self, shape: Tensor) -> Tensor:
+        """Shaped rest vertices ``[V, 3]`` (neutral face, zero pose, before centring)."""
+        return self._shaped(self.shape_coefficients(shape), self.template, self.shape_dirs)
+
+    @staticmethod
+    def _shaped(coefficients: Tensor, base: Tensor, dirs: Tensor) -> Tensor:
+        """``base [..., N, 3] + coefficients [..., C] @ dirs [C, N, 3]`` as one matrix product."""
+        offsets = coefficients @ dirs.flatten(1)
+        return base + offsets.view(*coefficients.shape[:-1], *dirs.shape[1:])
+
+    def head_center(self, rest: Tensor) -> Tensor:
+        """The head centre ``[..., 3]`` of (rest) vertices ``[..., V, 3]``."""
+        return (rest[..., self.center_index, :] * self.center_weight[:, None]).sum(-2)
+
+    def rest_state(self, params: UpperBodyParams, subset: Tensor | None = None
+                   ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Before skinning: rest vertices ``[F, V, 3]`` (of ``subset`` if given; with shape,
+        face and pose correctives), rest joint centres ``[F, J, 3]``, joint rotations
+        ``[F, J, 3, 3]`` and the head centre ``[3]`` (of the shape alone: face actions do not
+        move the body)."""
+        self.check_params(params)
+        pick = slice(None) if subset is None else subset
+        c = self.shape_coefficients(params.shape)
+        rest = self._shaped(c, self.template[pick], self.shape_dirs[:, pick])
+        joints = self._shaped(c, self.joint_template, self.joint_shape_dirs)
+        center_rest = self._shaped(c, self.template[self.center_index], self.shape_dirs[:, self.center_index])
+        center = (center_rest * self.center_weight[:, None]).sum(0)
+        e = self.face_coefficients(params.face)  # [F, E']
+        rest = self._shaped(e, rest, self.face_dirs[:, pick])
+        joints = self._shaped(e, joints, self.joint_face_dirs)
+
+        groups = self.group_rotations(params)
+        zero = params.head.new_zeros(params.frames, 3)
+        axis_angles = torch.stack([groups[g] * s if g is not None else zero
+                                   for g, s in zip(self.joint_groups, self.joint_shares)], 1)
+        rotations = axis_angle_to_matrix(axis_angles)  # [F, J, 3, 3]
+        offsets = self.pose_offsets(rotations, subset)
+        if offsets is not None:
+            rest = rest + offsets
+        return rest, joints, rotations, center
+
+    def posed(self, params: UpperBodyParams, subset: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """World vertices ``[F, V, 3]`` (of ``subset`` if given) and pivots ``[F, len(JOINT_NAMES), 3]``."""
+        rest, joints, rotations, center = self.rest_state(params, subset)
+        transforms = forward_kinematics(joints, self.joint_parents, rotations)
+        # The global map x -> G (x - center) + t folded into every joint's map.
+        g = axis_angle_to_matrix(params.rotation)[:, None]  # [F, 1, 3, 3]
+        shift = ((transforms[..., 3] - center)[..., None, :] @ g.transpose(-1, -2))[..., 0, :]
+        transforms = torch.cat([g @ transforms[..., :3], (shift + params.translation[:, None])[..., None]], -1)
+        pivots = transforms[:, self.pivot_joints]
+        pivots = (pivots[..., :3] @ joints[:, self.pivot_joints, :, None])[..., 0] + pivots[..., 3]
+        weights = self.skin_weights if subset is None else self.skin_weights[subset]
+        return skin(rest, transforms, weights), pivots
+
+    def posed_landmarks(self, params: UpperBodyParams) -> Tensor:
+        """``landmarks(forward(params))`` ``[F, K, 3]``, evaluating only the few vertices the
+        landmarks read (~20x less work: the tracker's inner loop)."""
+        v = self.posed(params, self.landmark_support)[0]
+        return (v[:, self.landmark_local_index] * self.landmark_weight[..., None]).sum(-2)
+
+    @property
+    def pivot_joints(self) -> list[int]:
+        """The first joint of each pose group in ``JOINT_NAMES``."""
+        return [self.joint_groups.index(g) for g in JOINT_NAMES]
+
+    def forward(self, params: UpperBodyParams) -> Tensor:
+        """World vertices ``[F, V, 3]`` (metres, +Y up, facing +Z)."""
+        return self.posed(params)[0]
+
+    def landmarks(self, vertices: Tensor) -> Tensor:
+        """Landmarks ``[F, K, 3]`` (``landmark_names``) of vertices ``[F, V, 3]``."""
+        return (vertices[:, self.landmark_index] * self.landmark_weight[..., None]).sum(-2)
