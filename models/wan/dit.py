@@ -22,9 +22,9 @@ from einops import rearrange
 
 from .config import WanConfig
 from .layers import CastConv3d, CastLinear, LayerNorm, RMSNorm, cast_like
-from .rope import apply_rope, rope_cos_sin
+from .rope import apply_rope, rope_frequencies
 
-Rope = tuple[torch.Tensor, torch.Tensor]  # (cos, sin), each [L, 1, head_dim/2]
+Rope = torch.Tensor  # complex rotations [L, 1, head_dim/2] (rope.rope_frequencies)
 
 
 def sinusoidal_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -56,8 +56,8 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, rope: Rope) -> torch.Tensor:
         """``x [B, L, dim]`` -> ``[B, L, dim]``."""
-        q = apply_rope(self.heads(self.norm_q(self.q(x))), *rope)
-        k = apply_rope(self.heads(self.norm_k(self.k(x))), *rope)
+        q = apply_rope(self.heads(self.norm_q(self.q(x))), rope)
+        k = apply_rope(self.heads(self.norm_k(self.k(x))), rope)
         return self.o(attention(q, k, self.heads(self.v(x))))
 
 
@@ -107,6 +107,7 @@ class WanBlock(nn.Module):
         x = x.view(B, frames, L // frames, C)  # group the tokens by frame for the modulation
         y = self.self_attn(torch.addcmul(shift1, self.norm1(x), 1 + scale1).flatten(1, 2), rope)
         x = torch.addcmul(x, y.view_as(x), gate1)
+        del y  # free the attention output before cross-attention and the MLP (large at 32k tokens)
         x = x + self.cross_attn(self.norm3(x).flatten(1, 2), context, context_img).view_as(x)
         y = self.ffn(torch.addcmul(shift2, self.norm2(x), 1 + scale2).flatten(1, 2))
         x = torch.addcmul(x, y.view_as(x), gate2)
@@ -239,7 +240,7 @@ class WanDiT(nn.Module):
             if self.img_emb is None:
                 raise ValueError("clip_fea (CLIP image features) given to a t2v Wan model; only i2v uses them")
             context_img = self.img_emb(clip_fea.to(x.device, self.compute_dtype))  # [B, 257, dim]
-        rope = rope_cos_sin(tuple(grid), c.head_dim, x.device)
+        rope = rope_frequencies(tuple(grid), c.head_dim, x.device)
         x = self.run_blocks(x, e0, context, context_img, rope)
         return self.unpatchify(self.head(x, e), grid)
 

@@ -2,8 +2,8 @@
 
 Wan files ship in bf16, fp16 or fp8 (e4m3fn). Weights stay in their storage dtype (and may
 even sit on another device, for block streaming); each call casts them to the input's dtype
-and device, which is a no-op when they already match. Norms compute in float32 as the
-original Wan does, and cast back.
+and device, which is a no-op when they already match. Norms use PyTorch's fused kernels,
+which accumulate in float32 for low-precision inputs.
 """
 from __future__ import annotations
 
@@ -32,17 +32,16 @@ class CastConv3d(nn.Conv3d):
 
 
 class RMSNorm(nn.RMSNorm):
-    """RMS norm over the last dim, normalised in float32, then scaled in the input dtype."""
+    """RMS norm over the last dim. PyTorch's fused kernel accumulates in float32 whatever
+    the input dtype, so bf16 activations are not upcast in memory first."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.rms_norm(x.float(), self.normalized_shape, eps=self.eps).type_as(x)
-        return y if self.weight is None else y * cast_like(self.weight, y)
+        return F.rms_norm(x, self.normalized_shape, cast_like(self.weight, x), self.eps)
 
 
 class LayerNorm(nn.LayerNorm):
-    """Layer norm over the last dim, computed in float32 and cast back to the input dtype."""
+    """Layer norm over the last dim (accumulated in float32 by PyTorch's kernel)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x32 = x.float()
-        weight, bias = cast_like(self.weight, x32), cast_like(self.bias, x32)
-        return F.layer_norm(x32, self.normalized_shape, weight, bias, self.eps).type_as(x)
+        return F.layer_norm(x, self.normalized_shape, cast_like(self.weight, x),
+                            cast_like(self.bias, x), self.eps)

@@ -41,7 +41,7 @@ class BlockStreamer:
     """Streams ``model.blocks`` to ``device`` during ``model.run_blocks``; see the module
     docstring. Made by :func:`stream_blocks`; also a context manager that removes itself."""
 
-    def __init__(self, model: WanDiT, device, prefetch: int = 1):
+    def __init__(self, model: WanDiT, device, prefetch: int = 1, pin: bool | None = None):
         if int(prefetch) != prefetch or prefetch < 0:
             raise ValueError(f"prefetch must be a whole number >= 0, got {prefetch!r}")
         device = torch.device(device)
@@ -49,6 +49,7 @@ class BlockStreamer:
             device = torch.device("cuda", torch.cuda.current_device())
         self.model, self.device, self.prefetch = model, device, int(prefetch)
         self.cuda = device.type == "cuda"
+        self.pin = self.cuda if pin is None else pin
         self.copy_stream = torch.cuda.Stream(device) if self.cuda else None
         # where the weights were, so that remove() can put them back
         self.blocks_home = _device_of(model.blocks)
@@ -56,7 +57,7 @@ class BlockStreamer:
 
     def attach(self) -> "BlockStreamer":
         with torch.no_grad(), torch.inference_mode(False):
-            _move(self.model.blocks, torch.device("cpu"), pin=self.cuda)
+            _move(self.model.blocks, torch.device("cpu"), pin=self.pin)
             _move_non_blocks(self.model, self.device)
         self.model.run_blocks = self.run_blocks  # instance attribute: shadows WanDiT.run_blocks
         return self
@@ -90,6 +91,12 @@ class BlockStreamer:
             ready.record(self.copy_stream)
         return weights, ready
 
+    @staticmethod
+    def wait(done: torch.cuda.Event | None) -> None:
+        """Block the CPU until a block that ran has finished on the GPU."""
+        if done is not None:
+            done.synchronize()
+
     def run_blocks(self, x: torch.Tensor, e0: torch.Tensor, context: torch.Tensor,
                    context_img: torch.Tensor | None, rope: Rope) -> torch.Tensor:
         """:meth:`WanDiT.run_blocks` with streamed weights; ``x [B, L, dim]`` on ``device``."""
@@ -106,9 +113,7 @@ class BlockStreamer:
             nonlocal next_load
             while next_load <= min(last, len(blocks) - 1):
                 while len(loaded) + len(running) >= 1 + self.prefetch:
-                    done = running.popleft()  # oldest block: wait until its copy is free
-                    if done is not None:
-                        done.synchronize()
+                    self.wait(running.popleft())  # the oldest block's copy is free after this
                 loaded.append(self.load(blocks[next_load]))
                 next_load += 1
 
@@ -132,15 +137,18 @@ class BlockStreamer:
         return x
 
 
-def stream_blocks(model: WanDiT, device, prefetch: int = 1) -> BlockStreamer:
-    """Keep ``model.blocks`` in (pinned) CPU memory and stream them to ``device`` block by
-    block while the model runs; move all other weights to ``device``. Returns the streamer:
-    ``.remove()`` (or leaving a ``with`` block) switches streaming off. Streaming a model
-    that streams already replaces the old streamer."""
+def stream_blocks(model: WanDiT, device, prefetch: int = 1, pin: bool | None = None) -> BlockStreamer:
+    """Keep ``model.blocks`` in CPU memory and stream them to ``device`` block by block while
+    the model runs; move all other weights to ``device``. ``prefetch``: blocks copied ahead
+    of the running one (GPU memory: ``1 + prefetch`` blocks). ``pin``: page-lock the CPU
+    copy for asynchronous transfers (default: when ``device`` is a GPU; it takes the blocks'
+    size of unswappable RAM). Returns the streamer: ``.remove()`` (or leaving a ``with``
+    block) switches streaming off. Streaming a model that streams already replaces the old
+    streamer."""
     old = getattr(model.__dict__.get("run_blocks"), "__self__", None)
     if isinstance(old, BlockStreamer):
         old.remove()
-    return BlockStreamer(model, device, prefetch).attach()
+    return BlockStreamer(model, device, prefetch, pin).attach()
 
 
 def block_streamer(model: WanDiT) -> BlockStreamer | None:
@@ -203,7 +211,8 @@ def estimate_weight_bytes(config: WanConfig, storage_dtype: torch.dtype,
             + linear(c.dim, 6 * c.dim)  # time projection
             + linear(c.dim, patch * c.out_dim) + 2 * c.dim * b)  # head and its modulation
     if c.model_type == "i2v":  # image embedding: LayerNorm, Linear, GELU, Linear, LayerNorm
-        rest += 2 * c.image_dim * b + linear(c.image_dim, c.image_dim) + linear(c.image_dim, c.dim) + 2 * c.dim * b
+        rest += (2 * c.image_dim * b + linear(c.image_dim, c.image_dim)
+                 + linear(c.image_dim, c.dim) + 2 * c.dim * b)
     return WeightBytes(c.num_layers * block, rest, c.num_layers)
 
 

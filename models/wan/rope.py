@@ -18,28 +18,26 @@ def axis_dims(head_dim: int) -> tuple[int, int, int]:
     return head_dim - 4 * d6, 2 * d6, 2 * d6
 
 
-def rope_cos_sin(grid: tuple[int, int, int], head_dim: int, device=None,
-                 theta: float = THETA) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin of every token's rotation angles: two float32 ``[L, 1, head_dim/2]``
-    (L = t*h*w, the 1 broadcasts over heads). Per-axis tables are built in float64 on the
+def rope_frequencies(grid: tuple[int, int, int], head_dim: int, device=None,
+                     theta: float = THETA) -> torch.Tensor:
+    """Every token's rotations as unit complex numbers ``[L, 1, head_dim/2]`` (complex64;
+    L = t*h*w, the 1 broadcasts over heads). Per-axis tables are built in float64 on the
     CPU (as the original does) and only then expanded to the grid on ``device``."""
     t, h, w = grid
-    cos, sin = [], []
+    tables = []
     for axis, (n, d) in enumerate(zip(grid, axis_dims(head_dim))):
         freqs = theta ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)  # [d/2]
         angles = torch.outer(torch.arange(n, dtype=torch.float64), freqs)  # [n, d/2]
         shape = [1, 1, 1, d // 2]
         shape[axis] = n
-        for out, fn in ((cos, torch.cos), (sin, torch.sin)):
-            table = fn(angles).float().to(device).view(shape)
-            out.append(table.expand(t, h, w, d // 2))
-    return (torch.cat(cos, -1).reshape(t * h * w, 1, head_dim // 2),
-            torch.cat(sin, -1).reshape(t * h * w, 1, head_dim // 2))
+        table = torch.polar(torch.ones_like(angles), angles).to(torch.complex64).to(device)
+        tables.append(table.view(shape).expand(t, h, w, d // 2))
+    return torch.cat(tables, -1).reshape(t * h * w, 1, head_dim // 2)
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate channel pairs ``(x[2i], x[2i+1])`` of ``x [B, L, heads, head_dim]`` by the
-    angles of :func:`rope_cos_sin`, in float32; returns ``x``'s shape and dtype."""
-    x0, x1 = x.float().unflatten(-1, (-1, 2)).unbind(-1)  # [B, L, heads, head_dim/2] each
-    rotated = torch.stack((x0 * cos - x1 * sin, x0 * sin + x1 * cos), dim=-1)
-    return rotated.flatten(-2).type_as(x)
+def apply_rope(x: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
+    """Rotate channel pairs ``(x[2i], x[2i+1])`` of ``x [B, L, heads, head_dim]`` by
+    :func:`rope_frequencies` (one complex multiply, in float32); returns ``x``'s shape and
+    dtype."""
+    pairs = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)).contiguous())
+    return torch.view_as_real(pairs * freqs).flatten(-2).type_as(x)

@@ -4,6 +4,8 @@ where they were, streaming switches off again, and the weight-size estimate is e
 On this CPU-only machine the streamer runs with ``device='cpu'``: each block's weights are
 still copied into fresh tensors and passed in place of the module's (the code path of the
 GPU, without its streams)."""
+import weakref
+
 import pytest
 import torch
 
@@ -81,6 +83,46 @@ def test_blocks_run_on_copies_and_module_weights_stay_put():
     assert not own & {ptr for ptr, _ in seen}  # the copies, not the module's weights
     assert_unchanged(model, before)
     assert all(before[k][2] == v.data_ptr() for k, v in model.state_dict().items())  # not even re-allocated
+
+
+PIPELINES = {  # L: a block's copy starts, R: it runs, W: wait until the oldest run block is done
+    0: "L0 R0 W L1 R1 W L2 R2 W L3 R3 W L4 R4",
+    1: "L0 R0 L1 R1 W L2 R2 W L3 R3 W L4 R4",  # block i+1 copies while block i computes
+    2: "L0 R0 L1 L2 R1 W L3 R2 W L4 R3 R4",
+}
+
+
+@pytest.mark.parametrize("prefetch", sorted(PIPELINES))
+def test_pipeline_order_and_memory_bound(prefetch):
+    """The order of copies, runs and waits, and at most (1 + prefetch) blocks' copies alive."""
+    model = random_model(WanConfig(dim=32, ffn_dim=64, num_layers=5, num_heads=2, text_dim=16))
+    blocks = list(model.blocks)
+    streamer = stream_blocks(model, "cpu", prefetch=prefetch)
+    events, copies = [], []
+    load, wait = streamer.load, streamer.wait
+
+    def traced_load(block):
+        weights, ready = load(block)
+        events.append(f"L{blocks.index(block)}")
+        copies.append([weakref.ref(t) for t in weights.values()])
+        return weights, ready
+
+    def traced_wait(done):
+        events.append("W")
+        wait(done)
+
+    def before_block(block, args):
+        events.append(f"R{blocks.index(block)}")
+        alive = sum(any(r() is not None for r in refs) for refs in copies)
+        assert alive <= 1 + prefetch, (events, alive)
+
+    streamer.load, streamer.wait = traced_load, traced_wait
+    for b in blocks:
+        b.register_forward_pre_hook(before_block)
+    with torch.inference_mode():
+        model(*inputs(config=model.config, batch=1))
+    assert " ".join(events) == PIPELINES[prefetch]
+    streamer.remove()
 
 
 def test_remove_restores_normal_running():
@@ -170,3 +212,33 @@ def test_estimate_of_released_sizes(config):
     if config is T2V_14B:  # why streaming exists: 14B does not fit a 24 GB card in bf16
         assert bf16.total > 24e9 and 27e9 < bf16.blocks < 29e9
         assert fp8.resident(prefetch=1) < 2e9  # streamed: under 2 GB of weights on the GPU
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("prefetch", [0, 1, 2])
+def test_cuda_streaming_is_identical_and_bounded(prefetch):
+    """On a GPU: same output as the model on the GPU, blocks stay in pinned CPU memory, and
+    the forward holds at most (1 + prefetch) blocks beyond its activations."""
+    config = WanConfig(dim=256, ffn_dim=1024, num_layers=8, num_heads=2, text_dim=16)
+    model = random_model(config).cuda()
+    x, t, ctx = (v.cuda() for v in inputs(config, batch=1, frames=1, h=4, w=4))
+    per_block = model_weight_bytes(model).per_block
+    with torch.inference_mode():
+        ref = model(x, t, ctx)
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        start = torch.cuda.memory_allocated()
+        model(x, t, ctx)
+        activations = torch.cuda.max_memory_allocated() - start
+        with stream_blocks(model, "cuda", prefetch=prefetch):
+            assert all(p.device.type == "cpu" and p.is_pinned() for p in model.blocks.parameters())
+            assert model.patch_embedding.weight.is_cuda
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            start = torch.cuda.memory_allocated()
+            out = model(x, t, ctx)
+            torch.cuda.synchronize()
+            streamed = torch.cuda.max_memory_allocated() - start
+            assert torch.equal(out, ref)
+        assert all(p.is_cuda for p in model.parameters())  # back where they were
+    assert streamed <= activations + (1 + prefetch) * per_block + 2**20
