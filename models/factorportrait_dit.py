@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 
 from .errors import InputError
-from .latent_frames import TEMPORAL_STRIDE, latent_frame_groups
+from .latent_frames import TEMPORAL_STRIDE, latent_frame_groups, video_frame_count
 from .wan.config import TEXT_LEN, WanConfig
 from .wan.dit import WanDiT
 from .wan.layers import CastConv3d, CastLinear
@@ -143,7 +143,7 @@ class FactorPortraitDiT(WanDiT):
                                            f"{self.expression_dim}, got dimension "
                                            f"{expression.shape[2]}; use the expression encoder "
                                            f"the checkpoint was trained with")
-        expected = (frames - 1) * TEMPORAL_STRIDE + 1
+        expected = video_frame_count(frames)
         if expression.shape[1] != expected:
             raise InputError("expression", f"{expression.shape[1]} expression frames for {frames} "
                                            f"latent frames; expected {expected} (resample the codes "

@@ -21,6 +21,13 @@ def latent_frame_count(num_frames: int) -> int:
     return (num_frames - 1) // TEMPORAL_STRIDE + 1
 
 
+def video_frame_count(num_latent_frames: int) -> int:
+    """Number of video frames that ``num_latent_frames`` latent frames decode to (4T - 3)."""
+    if num_latent_frames < 1:
+        raise ValueError(f"need at least one latent frame, got {num_latent_frames}")
+    return TEMPORAL_STRIDE * (num_latent_frames - 1) + 1
+
+
 def nearest_valid_frame_counts(num_frames: int) -> tuple[int, int]:
     """The valid counts (4k+1) just below and just above ``num_frames``."""
     below = max(1, ((num_frames - 1) // TEMPORAL_STRIDE) * TEMPORAL_STRIDE + 1)

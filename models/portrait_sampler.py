@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from .factorportrait_dit import FactorPortraitDiT
-from .latent_frames import latent_frame_groups
+from .latent_frames import latent_frame_groups, video_frame_count
 from .sampling import (
     guided_velocity_fn, initial_noise, model_timestep, noise_latent, sample, solver_sigmas,
     windowed_velocity_fn,
@@ -67,7 +67,7 @@ def branch_velocity(model: FactorPortraitDiT, conditions: PortraitConditions, x:
     text_dim = model.config.text_dim
     length = max([TEXT_LEN] + [t.shape[1] for t in (c.positive, c.negative) if t is not None])
     texts, normals, expressions = [], [], []
-    codes = c.expression if c.expression is not None else x.new_zeros(1, 4 * t_lat - 3, model.expression_dim)
+    codes = c.expression if c.expression is not None else x.new_zeros(1, video_frame_count(t_lat), model.expression_dim)
     for branch in branches:
         texts.append(_pad_text(c.negative if branch == "uncond" else c.positive, text_dim, length, x))
         keep_pose = branch != "uncond" and c.normals is not None

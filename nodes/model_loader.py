@@ -12,7 +12,7 @@ from comfy_api.latest import io
 from ..models.checkpoint import DEFAULT_EXPRESSION_DIM, STORAGE_DTYPES, LoadedModel, file_kind, load_model
 from ..models.errors import InputError
 from ..models.factorportrait_dit import FactorPortraitDiT
-from ..models.wan.offload import stream_blocks
+from ..models.wan.offload import model_weight_bytes, stream_blocks
 from .errors import reported_as
 from .model_folders import DIFFUSION_MODELS, FACTORPORTRAIT, NONE, resolve, weight_files
 from .types import Model
@@ -20,6 +20,7 @@ from .types import Model
 NAME = "FactorPortrait Load Model"
 COMPUTE_DTYPES = {"auto": None, "bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 STREAMING = ("auto", "off", "on")
+PREFETCH = 1  # blocks copied ahead while one computes
 INPUT_OF_ROLE = {"checkpoint": "factorportrait_weights", "control_weights": "factorportrait_weights"}
 
 
@@ -37,26 +38,20 @@ class FactorPortraitModel:
     def model(self) -> FactorPortraitDiT:
         return self.loaded.model
 
-    def weight_bytes(self) -> tuple[int, int]:
-        """(block bytes, other bytes) of the weights as stored."""
-        blocks = sum(p.numel() * p.element_size() for p in self.model.blocks.parameters())
-        total = sum(p.numel() * p.element_size() for p in self.model.parameters())
-        return blocks, total - blocks
-
     @contextlib.contextmanager
     def running(self, activation_bytes: int = 0):
         """Put the model on the load device for the block (streaming its blocks when they do
         not fit), and back on the offload device afterwards, also after an error."""
         device = self.load_device
-        blocks, rest = self.weight_bytes()
+        weights = model_weight_bytes(self.model)
         stream = self.streaming == "on"
         if self.streaming == "auto" and device.type == "cuda":
-            stream = blocks + rest + activation_bytes > mm.get_free_memory(device)
-        per_block = blocks // max(1, len(self.model.blocks))
-        mm.free_memory((rest + 2 * per_block if stream else blocks + rest) + activation_bytes, device)
+            stream = weights.total + activation_bytes > mm.get_free_memory(device)
+        resident = weights.resident(PREFETCH if stream else None)
+        mm.free_memory(resident + activation_bytes, device)
         try:
             if stream:
-                with stream_blocks(self.model, device):
+                with stream_blocks(self.model, device, prefetch=PREFETCH):
                     yield device
             else:
                 self.model.to(device)

@@ -7,7 +7,7 @@ import torch
 from comfy_api.latest import io
 
 from ..models.errors import InputError
-from ..models.latent_frames import TEMPORAL_STRIDE, check_frame_count, latent_frame_count
+from ..models.latent_frames import TEMPORAL_STRIDE, check_frame_count, latent_frame_count, video_frame_count
 from ..models.plucker import LATENT_STRIDE, check_image_size
 from ..models.portrait_sampler import PortraitConditions, generate
 from ..models.sampling import SOLVERS
@@ -22,7 +22,7 @@ def _video_size(rays, normal_maps, reference, length: int) -> tuple[int, int, in
     """(frames, width, height) of the output video, reconciled across the controls."""
     frames = None
     if rays is not None:
-        frames = TEMPORAL_STRIDE * (rays.shape[2] - 1) + 1
+        frames = video_frame_count(rays.shape[2])
         width, height = rays.shape[-1] * LATENT_STRIDE, rays.shape[-2] * LATENT_STRIDE
     if normal_maps is not None:
         n, h, w = normal_maps.shape[:3]

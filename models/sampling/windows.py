@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from ..errors import InputError
-from ..latent_frames import TEMPORAL_STRIDE, latent_frame_groups
+from ..latent_frames import latent_frame_groups, video_frame_count
 
 WindowVelocityFn = Callable[[torch.Tensor, float, range], torch.Tensor]
 """``fn(x_window, sigma, frames) -> v_window``: x_window ``[B, C, len(frames), H, W]`` is
@@ -132,7 +132,7 @@ def window_video_frames(frames: range, num_latent_frames: int) -> range:
     Latent frame 0 is video frame 0 and latent frame t >= 1 is video frames 4t-3 .. 4t,
     so ``range(0, 21)`` is frames 0..80 and ``range(16, 37)`` is frames 61..144.
     """
-    groups = latent_frame_groups(TEMPORAL_STRIDE * (num_latent_frames - 1) + 1)[frames.start:frames.stop]
+    groups = latent_frame_groups(video_frame_count(num_latent_frames))[frames.start:frames.stop]
     return range(int(groups.min()), int(groups.max()) + 1)
 
 

@@ -67,3 +67,11 @@ def test_latent_frame_count_and_groups_refuse_invalid_counts(frames):
         latent_frame_count(frames)
     with pytest.raises(InputError):
         latent_frame_groups(frames)
+
+
+@pytest.mark.parametrize("t_lat", [1, 2, 21, 76])
+def test_video_frame_count_inverts_latent_frame_count(t_lat):
+    from factorportrait.models.latent_frames import video_frame_count
+
+    assert latent_frame_count(video_frame_count(t_lat)) == t_lat
+    assert video_frame_count(t_lat) == latent_frame_groups(video_frame_count(t_lat)).max() + 1
