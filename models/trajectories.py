@@ -55,6 +55,19 @@ class View:
 _CHANNELS = ("yaw", "pitch", "roll", "distance", "focal", "tx", "ty", "tz", "pixel_aspect", "cx", "cy")
 
 
+def reference_view(camera: CameraTrajectory) -> View:
+    """A frontal start view with the distance and intrinsics of ``camera``'s first frame.
+
+    The distance is the camera centre's from the world origin (the look-at target of every
+    trajectory). Angles stay relative to the world's frontal direction: a body track's
+    reference camera is frontal, the subject's own turn being part of the body's pose.
+    """
+    first = camera.frames([0])
+    return View(distance=float(first.centers[0].norm()), focal=float(first.focal[0]),
+                pixel_aspect=float(first.pixel_aspect[0]),
+                principal=(float(first.principal[0, 0]), float(first.principal[0, 1])))
+
+
 def check_view(view: View, suffix: str = "") -> None:
     """Raise an :class:`InputError` for a non-finite or impossible view. Errors name the
     field plus ``suffix`` (``"_end"`` names the node's end widgets, e.g. ``yaw_end``)."""

@@ -6,15 +6,27 @@ from typing_extensions import override
 
 from .camera_files import LoadCameraTrajectory, SaveCameraTrajectory
 from .camera_trajectory import CameraTrajectoryNode
+from .expression_encoders import LoadExpressionEncoder
+from .expression_keyframes import ExpressionKeyframes
+from .extract_expression import ExtractExpression
 from .model_loader import LoadModel
 from .plucker_rays import PluckerRayMaps
+from .render_normal_maps import RenderNormalMaps
+from .retarget_expression import RetargetExpression
 from .sampler import Sampler
+from .track_body_mesh import TrackBodyMesh
 
 NODES: list[type[io.ComfyNode]] = [
     CameraTrajectoryNode,
     LoadCameraTrajectory,
     SaveCameraTrajectory,
     PluckerRayMaps,
+    TrackBodyMesh,
+    RenderNormalMaps,
+    LoadExpressionEncoder,
+    ExtractExpression,
+    RetargetExpression,
+    ExpressionKeyframes,
     LoadModel,
     Sampler,
 ]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from comfy_api.latest import io
 
@@ -96,6 +97,10 @@ class CameraTrajectoryNode(io.ComfyNode):
                     "are 0-based and strictly increasing; missing values carry over from the "
                     "previous keyframe (the first from the widgets above). 'smooth' is a "
                     "monotone cubic through every keyframe (no overshoot, no jumps).")),
+                Camera.Input("reference_camera", optional=True, tooltip=(
+                    "Optional: start from this camera's view, e.g. Track Body Mesh's camera (the "
+                    "reference image's view). Its distance and lens replace 'distance' and 'fov'; "
+                    "distance_end keeps its ratio to 'distance'; angles are relative to it.")),
             ],
             outputs=[
                 Camera.Output(display_name="camera", tooltip="The camera trajectory."),
@@ -110,11 +115,15 @@ class CameraTrajectoryNode(io.ComfyNode):
     def execute(cls, mode: str, frames: int, fov: float, distance: float, yaw: float,
                 pitch: float, roll: float, yaw_end: float, pitch_end: float, roll_end: float,
                 distance_end: float, amplitude: float, turns: float, dolly_zoom: bool,
-                easing: str, keyframes: str) -> io.NodeOutput:
+                easing: str, keyframes: str, reference_camera=None) -> io.NodeOutput:
         with reported_as("FactorPortrait Camera Trajectory"):
-            start = tr.View(yaw=yaw, pitch=pitch, roll=roll, distance=distance, fov=fov)
+            frontal = tr.View(distance=distance, fov=fov)
+            if reference_camera is not None:
+                frontal = tr.reference_view(reference_camera)
+                distance_end *= frontal.distance / distance
+            start = replace(frontal, yaw=yaw, pitch=pitch, roll=roll)
             if mode == "static frontal":
-                camera = tr.static(frames, tr.View(distance=distance, fov=fov))
+                camera = tr.static(frames, frontal)
             elif mode == "static novel view":
                 camera = tr.static(frames, start)
             elif mode == "orbit":
@@ -124,8 +133,7 @@ class CameraTrajectoryNode(io.ComfyNode):
             elif mode == "dolly":
                 camera = tr.dolly(frames, start, distance_end, dolly_zoom, easing)
             elif mode == "pan/tilt arc":
-                end = tr.View(yaw=yaw_end, pitch=pitch_end, roll=roll_end,
-                              distance=distance_end, fov=fov)
+                end = replace(start, yaw=yaw_end, pitch=pitch_end, roll=roll_end, distance=distance_end)
                 camera = tr.arc(frames, start, end, easing)
             elif mode == "keyframes":
                 camera = tr.keyframed(frames, keyframes, start)

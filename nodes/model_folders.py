@@ -13,10 +13,13 @@ from ..models.errors import InputError
 
 FACTORPORTRAIT = "factorportrait"  # full checkpoints and control-weights files
 DIFFUSION_MODELS = "diffusion_models"  # Wan 2.1 base DiT files (ComfyUI's own folder)
+SMPLX = "smplx"  # users' licensed SMPLX_<GENDER>.npz files
+ANNY = "anny"  # the anny upper-body cache, built on first use
+EXPRESSION_ENCODERS = "factorportrait_expression"  # learned expression image encoders
 WEIGHT_EXTENSIONS = (".safetensors", ".sft")
 NONE = "none"
 
-for _name in (FACTORPORTRAIT,):
+for _name in (FACTORPORTRAIT, SMPLX, ANNY, EXPRESSION_ENCODERS):
     folder_paths.add_model_folder_path(_name, os.path.join(folder_paths.models_dir, _name))
 
 

@@ -15,3 +15,15 @@ Model = io.Custom("FACTORPORTRAIT_MODEL")
 
 # models.expression_codes.ExpressionCodes: per-frame codes [F, D] and the encoder's name.
 Expression = io.Custom("FACTORPORTRAIT_EXPRESSION")
+
+# models.tracking.body_track.BodyTrack: a fitted (or retargeted) upper-body sequence, its
+# body model and the camera it is seen from.
+BodyTrack = io.Custom("FACTORPORTRAIT_BODY_TRACK")
+
+# comfyui_controlnet_aux's OpenPose/DWPose keypoints: a list of per-frame dicts with
+# "people" (pose_keypoints_2d, face_keypoints_2d, ...), "canvas_width", "canvas_height".
+PoseKeypoint = io.Custom("POSE_KEYPOINT")
+
+# models.expression.encoders: an expression encoder (the built-in ARKit-52 fit, or a learned
+# image encoder from models/factorportrait_expression) with its name and code size.
+ExpressionEncoder = io.Custom("FACTORPORTRAIT_EXPRESSION_ENCODER")

@@ -212,9 +212,18 @@ class ComfyClient:
                 for item in items if isinstance(items, list) else []:
                     if isinstance(item, dict) and item.get("type") == "output" and "filename" in item:
                         files.append(self.output_dir / item.get("subfolder", "") / item["filename"])
-                    elif key == "text" and isinstance(item, str) and (self.output_dir / item).is_file():
+                    elif key == "text" and isinstance(item, str) and self._is_output_file(item):
                         files.append(self.output_dir / item)
         return files
+
+    def _is_output_file(self, text: str) -> bool:
+        """Whether a text output names a file in the output folder (texts may be long prose)."""
+        if "\n" in text or len(text) > 1024:
+            return False
+        try:
+            return (self.output_dir / text).is_file()
+        except OSError:  # e.g. a name too long for the file system
+            return False
 
 
 def load_api_workflow(path: str | os.PathLike) -> tuple[dict, dict]:

@@ -177,24 +177,26 @@ class AnnyUpperBody(UpperBodyModel):
         return shape
 
     def shape_coefficients(self, shape: Tensor) -> Tensor:
-        """anny's blendshape coefficients: phenotype corner products projected on the compact
-        basis, then each local change split into (positive, negative) parts."""
+        """anny's blendshape coefficients ``[..., C]`` of shapes ``[..., S]``: phenotype corner
+        products projected on the compact basis, then each local change split into (positive,
+        negative) parts."""
         n_phen = len(self.phenotype_labels)
-        value = dict(zip(self.phenotype_labels, shape[:n_phen, None]))
+        flat = shape.reshape(-1, shape.shape[-1])  # [N, S]
+        value = dict(zip(self.phenotype_labels, flat[:, :n_phen].T))
         columns = []
         for feature in PHENOTYPE_ORDER:
             if feature == "race":  # not exposed: anny's default of an even mix
-                columns.append(shape.new_full((1, 3), 1 / 3))
+                columns.append(flat.new_full((len(flat), 3), 1 / 3))
                 continue
-            v = value.get(feature, shape.new_full((1,), PHENOTYPE_DEFAULT))
+            v = value.get(feature, flat.new_full((len(flat),), PHENOTYPE_DEFAULT))
             columns.append(interpolation_weights(v, getattr(self, f"anchors_{feature}")))
-        phens = torch.cat(columns, 1)  # [1, 26]
+        phens = torch.cat(columns, 1)  # [N, 26]
         mask = self.phenotype_mask
-        corner = torch.prod(phens * mask + (1 - mask), dim=1)  # [624]
-        local = shape[n_phen:]
+        corner = torch.prod(phens[:, None] * mask + (1 - mask), dim=-1)  # [N, 624]
+        local = flat[:, n_phen:]
         # v * (v >= 0) rather than relu: anny's choice, gradient 1 at zero (no dead parameter).
-        signed = torch.stack([local * (local >= 0), -local * (local <= 0)], 1).flatten()
-        return torch.cat([corner @ self.phenotype_projection, signed])
+        signed = torch.stack([local * (local >= 0), -local * (local <= 0)], -1).flatten(1)
+        return torch.cat([corner @ self.phenotype_projection, signed], 1).reshape(*shape.shape[:-1], -1)
 
 
 def load_anny(cache_dir: str | os.PathLike, progress: cache.Progress | None = None,

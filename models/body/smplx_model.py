@@ -238,8 +238,7 @@ class SmplxUpperBody(UpperBodyModel):
     def group_rotations(self, params: UpperBodyParams) -> dict[str, Tensor]:
         return {**super().group_rotations(params), "jaw": params.face[:, :3]}
 
-    def pose_offsets(self, rotations: Tensor, subset: Tensor | None = None) -> Tensor:
+    def pose_features(self, rotations: Tensor) -> Tensor:
+        """smplx's corrective features: ``R_j - I`` of every joint but the root ``[F, 9 (J - 1)]``."""
         eye = torch.eye(3, dtype=rotations.dtype, device=rotations.device)
-        feature = (rotations[:, 1:] - eye).flatten(1)  # [F, 9 (J - 1)]
-        dirs = self.pose_dirs if subset is None else self.pose_dirs[:, subset]
-        return (feature @ dirs.flatten(1)).view(len(rotations), *dirs.shape[1:])
+        return (rotations[:, 1:] - eye).flatten(1)

@@ -24,9 +24,15 @@ on the surface, or affine combinations for joint-like points such as shoulders),
 are differentiable and follow every pose and shape. ``LANDMARKS`` names them and maps each
 to MediaPipe's 478-point face mesh, its 33-point pose, the iBUG-68 face points (DWPose,
 SMPL-X) and OpenPose COCO-18 body points.
+
+The tracker evaluates only the landmarks, thousands of times: ``posed_landmarks`` folds the
+landmark weights into the skinning weights and the blendshapes once (at construction), so a
+landmark is a few joint-space offsets moved by the joint rotations, with no vertex in sight
+(``LandmarkRig``; derivation in ``UpperBodyModel._fold_landmarks``).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from typing import Callable, NamedTuple
 
@@ -132,19 +138,26 @@ class UpperBodyParams:
 def axis_angle_to_matrix(axis_angle: Tensor) -> Tensor:
     """Rodrigues' formula ``[..., 3] -> [..., 3, 3]``, with finite gradients at zero.
 
-    Near zero the sin/cos ratios switch to their Taylor series and the other branch sees a
-    dummy angle, so neither branch produces NaN gradients (the tracker starts at zero).
+    ``R = cos(t) I + sinc(t) K + (1 - cos t) / t^2 v v^T`` (``t = |v|``, ``K`` the cross-product
+    matrix of ``v``), with both ratios written as ``torch.sinc``, exact and smooth at zero: no
+    branches, so it is also one of the cheapest ways to write it (the tracker calls it on
+    every step and starts at zero). The angle gets the smallest normal number added under the
+    root so its gradient stays finite at zero; that shifts nothing representable.
     """
-    theta2 = (axis_angle * axis_angle).sum(-1, keepdim=True)[..., None]  # [..., 1, 1]
-    small = theta2 < 1e-8
-    theta = torch.sqrt(torch.where(small, torch.ones_like(theta2), theta2))
-    a = torch.where(small, 1 - theta2 / 6, torch.sin(theta) / theta)
-    b = torch.where(small, 0.5 - theta2 / 24, (1 - torch.cos(theta)) / (theta * theta))
-    x, y, z = axis_angle.unbind(-1)
-    zero = torch.zeros_like(x)
-    k = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(*axis_angle.shape[:-1], 3, 3)
-    eye = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device)
-    return eye + a * k + b * (k @ k)
+    v = axis_angle
+    theta2 = (v * v).sum(-1, keepdim=True)[..., None]  # [..., 1, 1]
+    theta = (theta2 + torch.finfo(v.dtype).tiny).sqrt()
+    a = torch.sinc(theta / math.pi)  # sin(t) / t
+    b = 0.5 * torch.sinc(theta / (2 * math.pi)).square()  # (1 - cos t) / t^2 = 2 sin(t/2)^2 / t^2
+    k = (v @ _CROSS_MATRIX.to(v)).unflatten(-1, (3, 3))  # K v' = v x v'
+    eye = torch.eye(3, dtype=v.dtype, device=v.device)
+    return torch.cos(theta) * eye + a * k + b * (v[..., :, None] * v[..., None, :])
+
+
+# v @ _CROSS_MATRIX is the flattened cross-product matrix [[0, -z, y], [z, 0, -x], [-y, x, 0]].
+_CROSS_MATRIX = torch.tensor([[0, 0, 0, 0, 0, -1, 0, 1, 0],
+                              [0, 0, 1, 0, 0, 0, -1, 0, 0],
+                              [0, -1, 0, 1, 0, 0, 0, 0, 0]], dtype=torch.float32)
 
 
 def forward_kinematics(joints: Tensor, parents: list[int], rotations: Tensor) -> Tensor:
@@ -230,6 +243,22 @@ def cut_mesh(faces: Tensor, keep: Tensor) -> tuple[Tensor, Tensor]:
     return new_index[faces], used
 
 
+class LandmarkRig(NamedTuple):
+    """The shape-dependent part of the landmarks-only evaluation (``UpperBodyModel.landmark_rig``):
+    computed once per shape, so a fit that keeps the shape fixed never re-derives it.
+
+    Attributes:
+        offsets: ``o_kj`` ``[Q, 3]`` of the landmark-joint pairs: the landmarks' rest points
+            relative to each joint's centre, weighted by the landmark and skinning weights
+            (neutral face, zero pose; see ``UpperBodyModel._fold_landmarks``).
+        bones: ``[J, 3]``: each joint's rest centre relative to its parent's (a root's: to the
+            head centre).
+    """
+
+    offsets: Tensor
+    bones: Tensor
+
+
 class UpperBodyModel(torch.nn.Module):
     """A blendshape + linear-blend-skinning upper body in the DESIGN world.
 
@@ -240,7 +269,9 @@ class UpperBodyModel(torch.nn.Module):
         faces ``[M, 3]``, template ``[V, 3]``, shape_dirs ``[C, V, 3]``, face_dirs
         ``[E', V, 3]``, joint_template ``[J, 3]``, joint_shape_dirs ``[C, J, 3]``,
         joint_face_dirs ``[E', J, 3]``, skin_weights ``[V, J]``, landmark_index and
-        landmark_weight ``[K, N]``, center_index and center_weight ``[N]``.
+        landmark_weight ``[K, N]``, center_index and center_weight ``[N]``; with pose
+        correctives also pose_dirs ``[P, V, 3]`` (see ``pose_features``). The folded
+        landmark buffers of ``_fold_landmarks`` are derived from these.
 
     Created under ``torch.inference_mode()`` (as in a ComfyUI node), the buffers are
     inference tensors that autograd refuses: build and move the model inside
@@ -259,14 +290,86 @@ class UpperBodyModel(torch.nn.Module):
     def _init_buffers(self, **buffers: Tensor) -> None:
         for k, v in buffers.items():
             self.register_buffer(k, v, persistent=False)
-        # The vertices the landmarks read, for the landmarks-only fast path.
-        support, local = torch.unique(self.landmark_index, return_inverse=True)
-        self.register_buffer("landmark_support", support, persistent=False)
-        self.register_buffer("landmark_local_index", local, persistent=False)
+        self._fold_landmarks()
+
+    def _fold_landmarks(self) -> None:
+        """Fold the landmark weights into the skinning weights and the blendshapes.
+
+        Skinning moves rest vertex ``x_n`` to ``v_n = sum_j W_nj (G_j (x_n - c_j) + p_j)``
+        (``G_j``: world rotation of joint ``j``; ``c_j``, ``p_j``: its rest and posed centre),
+        so landmark ``l_k = sum_n L_kn v_n`` is
+
+            l_k = sum_j G_j o_kj + h_kj p_j,    h_kj = sum_n L_kn W_nj,
+                                                o_kj = sum_n L_kn W_nj x_n - h_kj c_j.
+
+        ``o`` is linear in the blendshape coefficients (as ``x`` and ``c`` are), so its
+        template and blendshapes fold once into small tensors, kept only for the ``Q`` pairs
+        ``(k, j)`` where joint ``j`` moves landmark ``k`` at all (anny: 42 of 32 x 9): a step
+        of the tracker then costs a few ``[Q, 3]``-sized products instead of gathering, shaping
+        and skinning vertices. The posed centres follow the chain,
+        ``p_j = p_parent + G_parent (c_j - c_parent)``, i.e. ``p = ancestry @ (G_parent b)``
+        with the bones ``b_j = c_j - c_parent``.
+
+        Buffers: pair_joint ``[Q]`` (the joint of each pair); offset_template ``[Q, 3]``,
+        offset_shape_dirs ``[C, Q, 3]``, offset_face_dirs ``[E', Q, 3]`` (and
+        offset_pose_dirs ``[P, Q, 3]``); landmark_gather ``[K, Q + J]`` (sums the turned
+        offsets, then ``h`` weighs the posed centres); bone_template ``[J, 3]``,
+        bone_shape_dirs ``[C, J, 3]``, bone_face_dirs ``[E', J, 3]``; joint_ancestry
+        ``[J, J]`` (1 where the column is the row's joint or one of its ancestors).
+        """
+        dtype, f64 = self.template.dtype, torch.float64
+        k, n = self.landmark_index.shape
+        dense = torch.zeros(k, self.num_vertices, dtype=f64, device=self.template.device)
+        rows = torch.arange(k, device=dense.device)[:, None].expand(k, n)
+        dense.index_put_((rows, self.landmark_index), self.landmark_weight.to(f64), accumulate=True)  # [K, V]
+        support = torch.nonzero((dense != 0).any(0))[:, 0]  # the few vertices the landmarks read
+        mixed = dense[:, support, None] * self.skin_weights[support].to(f64)  # L_kn W_nj [K, S, J]
+        h = mixed.sum(1)  # [K, J]
+        pair_k, pair_j = torch.nonzero((mixed != 0).any(1), as_tuple=True)  # [Q]
+        pairs = mixed[pair_k, :, pair_j]  # [Q, S]
+
+        def offsets(vertices: Tensor, joints: Tensor) -> Tensor:  # [..., V, 3], [..., J, 3] -> [..., Q, 3]
+            folded = torch.einsum("qs,...sd->...qd", pairs, vertices[..., support, :].to(f64))
+            return folded - h[pair_k, pair_j, None] * joints.to(f64)[..., pair_j, :]
+
+        parent = torch.tensor([max(p, 0) for p in self.joint_parents], device=dense.device)
+        root = torch.tensor([p < 0 for p in self.joint_parents], device=dense.device)[:, None]
+
+        def bones(joints: Tensor, centre: Tensor) -> Tensor:  # [..., J, 3], [..., 3] -> [..., J, 3]
+            joints = joints.to(f64)
+            return joints - torch.where(root, centre.to(f64)[..., None, :], joints[..., parent, :])
+
+        centre_w = self.center_weight.to(f64)[:, None]
+        centre_template = (self.template[self.center_index].to(f64) * centre_w).sum(-2)  # [3]
+        centre_shape_dirs = (self.shape_dirs[:, self.center_index].to(f64) * centre_w).sum(-2)  # [C, 3]
+        ancestry = torch.eye(len(self.joint_parents), dtype=f64, device=dense.device)
+        for j, p in enumerate(self.joint_parents):  # parents come before their children
+            if p >= 0:
+                ancestry[j] += ancestry[p]
+        gather = torch.cat([torch.zeros(k, len(pair_k), dtype=f64, device=dense.device), h], 1)
+        gather[pair_k, torch.arange(len(pair_k), device=dense.device)] = 1
+        self.register_buffer("pair_joint", pair_j, persistent=False)
+        folded = {
+            "landmark_gather": gather,
+            "offset_template": offsets(self.template, self.joint_template),
+            "offset_shape_dirs": offsets(self.shape_dirs, self.joint_shape_dirs),
+            "offset_face_dirs": offsets(self.face_dirs, self.joint_face_dirs),
+            "bone_template": bones(self.joint_template, centre_template),
+            "bone_shape_dirs": bones(self.joint_shape_dirs, centre_shape_dirs),
+            "bone_face_dirs": bones(self.joint_face_dirs, dense.new_zeros(len(self.joint_face_dirs), 3)),
+            "joint_ancestry": ancestry,
+        }
+        pose_dirs = getattr(self, "pose_dirs", None)
+        if pose_dirs is not None:  # correctives move vertices, not joint centres
+            folded["offset_pose_dirs"] = offsets(pose_dirs, dense.new_zeros(len(pose_dirs), *self.joint_template.shape))
+        for name, value in folded.items():
+            self.register_buffer(name, value.to(dtype).contiguous(), persistent=False)
+        # anny's face actions leave the joints where they are: skip their (zero) product.
+        self.bones_follow_face = bool((self.bone_face_dirs != 0).any())
 
     # -- to override -------------------------------------------------------------------------
     def shape_coefficients(self, shape: Tensor) -> Tensor:
-        """Shape parameters ``[S]`` -> shape blendshape coefficients ``[C]``."""
+        """Shape parameters ``[..., S]`` -> shape blendshape coefficients ``[..., C]``."""
         return shape
 
     def face_coefficients(self, face: Tensor) -> Tensor:
@@ -278,9 +381,9 @@ class UpperBodyModel(torch.nn.Module):
         return {"torso": params.torso, "neck": params.neck, "head": params.head,
                 "clavicle_left": params.clavicles[:, 0], "clavicle_right": params.clavicles[:, 1]}
 
-    def pose_offsets(self, rotations: Tensor, subset: Tensor | None = None) -> Tensor | None:
-        """Pose-corrective offsets ``[F, V, 3]`` (of the ``subset`` of vertices if given) for
-        joint rotations ``[F, J, 3, 3]``."""
+    def pose_features(self, rotations: Tensor) -> Tensor | None:
+        """Pose-corrective features ``[F, P]`` of joint rotations ``[F, J, 3, 3]``: the
+        coefficients of the ``pose_dirs [P, V, 3]`` buffer; None without pose correctives."""
         return None
 
     # -- shared ------------------------------------------------------------------------------
@@ -332,36 +435,39 @@ class UpperBodyModel(torch.nn.Module):
         """The head centre ``[..., 3]`` of (rest) vertices ``[..., V, 3]``."""
         return (rest[..., self.center_index, :] * self.center_weight[:, None]).sum(-2)
 
-    def rest_state(self, params: UpperBodyParams, subset: Tensor | None = None
-                   ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Before skinning: rest vertices ``[F, V, 3]`` (of ``subset`` if given; with shape,
-        face and pose correctives), rest joint centres ``[F, J, 3]``, joint rotations
-        ``[F, J, 3, 3]`` and the head centre ``[3]`` (of the shape alone: face actions do not
-        move the body)."""
-        self.check_params(params)
-        pick = slice(None) if subset is None else subset
-        c = self.shape_coefficients(params.shape)
-        rest = self._shaped(c, self.template[pick], self.shape_dirs[:, pick])
-        joints = self._shaped(c, self.joint_template, self.joint_shape_dirs)
-        center_rest = self._shaped(c, self.template[self.center_index], self.shape_dirs[:, self.center_index])
-        center = (center_rest * self.center_weight[:, None]).sum(0)
-        e = self.face_coefficients(params.face)  # [F, E']
-        rest = self._shaped(e, rest, self.face_dirs[:, pick])
-        joints = self._shaped(e, joints, self.joint_face_dirs)
-
+    def joint_axis_angles(self, params: UpperBodyParams) -> Tensor:
+        """Axis-angle of each joint ``[F, J, 3]``: its share of its group's (static joints: 0)."""
         groups = self.group_rotations(params)
-        zero = params.head.new_zeros(params.frames, 3)
-        axis_angles = torch.stack([groups[g] * s if g is not None else zero
-                                   for g, s in zip(self.joint_groups, self.joint_shares)], 1)
-        rotations = axis_angle_to_matrix(axis_angles)  # [F, J, 3, 3]
-        offsets = self.pose_offsets(rotations, subset)
-        if offsets is not None:
-            rest = rest + offsets
+        names = [g for g in dict.fromkeys(self.joint_groups) if g is not None]
+        shares = torch.tensor([[s if g == name else 0.0 for name in names]
+                               for g, s in zip(self.joint_groups, self.joint_shares)], dtype=params.head.dtype)
+        return shares.to(params.head.device) @ torch.stack([groups[name] for name in names], 1)
+
+    def joint_rotations(self, params: UpperBodyParams) -> Tensor:
+        """Rotation of each joint ``[F, J, 3, 3]`` (static joints: identity)."""
+        return axis_angle_to_matrix(self.joint_axis_angles(params))
+
+    def rest_state(self, params: UpperBodyParams) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Before skinning: rest vertices ``[F, V, 3]`` (with shape, face and pose correctives),
+        rest joint centres ``[F, J, 3]``, joint rotations ``[F, J, 3, 3]`` and the head centre
+        ``[3]`` (of the shape alone: face actions do not move the body)."""
+        self.check_params(params)
+        c = self.shape_coefficients(params.shape)
+        rest = self._shaped(c, self.template, self.shape_dirs)
+        joints = self._shaped(c, self.joint_template, self.joint_shape_dirs)
+        center = self.head_center(rest)
+        e = self.face_coefficients(params.face)  # [F, E']
+        rest = self._shaped(e, rest, self.face_dirs)
+        joints = self._shaped(e, joints, self.joint_face_dirs)
+        rotations = self.joint_rotations(params)
+        features = self.pose_features(rotations)
+        if features is not None:
+            rest = self._shaped(features, rest, self.pose_dirs)
         return rest, joints, rotations, center
 
-    def posed(self, params: UpperBodyParams, subset: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """World vertices ``[F, V, 3]`` (of ``subset`` if given) and pivots ``[F, len(JOINT_NAMES), 3]``."""
-        rest, joints, rotations, center = self.rest_state(params, subset)
+    def posed(self, params: UpperBodyParams) -> tuple[Tensor, Tensor]:
+        """World vertices ``[F, V, 3]`` and pivots ``[F, len(JOINT_NAMES), 3]``."""
+        rest, joints, rotations, center = self.rest_state(params)
         transforms = forward_kinematics(joints, self.joint_parents, rotations)
         # The global map x -> G (x - center) + t folded into every joint's map.
         g = axis_angle_to_matrix(params.rotation)[:, None]  # [F, 1, 3, 3]
@@ -369,14 +475,74 @@ class UpperBodyModel(torch.nn.Module):
         transforms = torch.cat([g @ transforms[..., :3], (shift + params.translation[:, None])[..., None]], -1)
         pivots = transforms[:, self.pivot_joints]
         pivots = (pivots[..., :3] @ joints[:, self.pivot_joints, :, None])[..., 0] + pivots[..., 3]
-        weights = self.skin_weights if subset is None else self.skin_weights[subset]
-        return skin(rest, transforms, weights), pivots
+        return skin(rest, transforms, self.skin_weights), pivots
 
-    def posed_landmarks(self, params: UpperBodyParams) -> Tensor:
-        """``landmarks(forward(params))`` ``[F, K, 3]``, evaluating only the few vertices the
-        landmarks read (~20x less work: the tracker's inner loop)."""
-        v = self.posed(params, self.landmark_support)[0]
-        return (v[:, self.landmark_local_index] * self.landmark_weight[..., None]).sum(-2)
+    def landmark_rig(self, shape: Tensor) -> LandmarkRig:
+        """The shape's part of ``posed_landmarks`` (shape ``[S]``; ``[N, S]`` gives N rigs, their
+        tensors with a leading axis); reuse it while the shape is fixed."""
+        c = self.shape_coefficients(shape)
+        return LandmarkRig(self._shaped(c, self.offset_template, self.offset_shape_dirs),
+                           self._shaped(c, self.bone_template, self.bone_shape_dirs))
+
+    def posed_landmarks(self, params: UpperBodyParams, rig: LandmarkRig | None = None) -> Tensor:
+        """``landmarks(forward(params))`` ``[F, K, 3]`` without evaluating a single vertex (the
+        tracker's inner loop; see ``_fold_landmarks``).
+
+        Args:
+            params: parameters of ``F`` frames.
+            rig: ``landmark_rig(params.shape)`` when the caller keeps it (None: computed here).
+        """
+        self.check_params(params)
+        if rig is None:
+            rig = self.landmark_rig(params.shape)
+        e = self.face_coefficients(params.face)  # [F, E']
+        offsets = self._shaped(e, rig.offsets, self.offset_face_dirs)  # [F, Q, 3]
+        bones = self._shaped(e, rig.bones, self.bone_face_dirs) if self.bones_follow_face else rig.bones
+        world, parent_world, rotations = self._world_rotations(params)
+        features = self.pose_features(rotations)
+        if features is not None:
+            offsets = self._shaped(features, offsets, self.offset_pose_dirs)
+        # Each pair's offset turned by its joint's rotation [F, Q, 3] (broadcast products:
+        # batched 3x3 matmuls of this size are slower on CPU).
+        turned = (world.index_select(1, self.pair_joint) * offsets[..., None, :]).sum(-1)
+        # Posed joint centres: the translation plus the rotated bones down to each joint.
+        moved = (parent_world * bones[..., None, :]).sum(-1)  # [F, J, 3]
+        centres = torch.einsum("ij,fjd->fid", self.joint_ancestry, moved) + params.translation[:, None]
+        return torch.einsum("kq,fqd->fkd", self.landmark_gather, torch.cat([turned, centres], 1))
+
+    def rig_jacobian(self, params: UpperBodyParams) -> Tensor:
+        """Derivatives of ``posed_landmarks(params, rig)`` by the rig ``[F, K, 3, R]`` (``R``: the
+        rig's offsets then bones, flattened): exact, the landmarks being linear in the rig for a
+        given pose and face. Times the rig's derivatives by the shape, it gives the shape's
+        Jacobian without differentiating the whole model along every shape direction."""
+        self.check_params(params)
+        world, parent_world, _rotations = self._world_rotations(params)
+        q = len(self.pair_joint)
+        # d l_k / d o_q = G_j(q) where landmark k gathers pair q.
+        by_offsets = torch.einsum("kq,fqab->fkaqb", self.landmark_gather[:, :q], world.index_select(1, self.pair_joint))
+        # d l_k / d b_j = sum_i h_ki ancestry_ij G_parent(j).
+        by_bones = torch.einsum("kj,fjab->fkajb", self.landmark_gather[:, q:] @ self.joint_ancestry, parent_world)
+        return torch.cat([by_offsets.flatten(3), by_bones.flatten(3)], -1)
+
+    def _world_rotations(self, params: UpperBodyParams) -> tuple[Tensor, Tensor, Tensor]:
+        """World rotations of the joints and of their parents ``[F, J, 3, 3]`` (``_chain``) and
+        the joints' own rotations ``[F, J, 3, 3]``."""
+        # The global rotation and the joints' in one call: per-op overhead is what costs here.
+        rotations = axis_angle_to_matrix(torch.cat([params.rotation[:, None], self.joint_axis_angles(params)], 1))
+        world, parent_world = self._chain(rotations[:, 0], rotations[:, 1:])
+        return world, parent_world, rotations[:, 1:]
+
+    def _chain(self, global_rotation: Tensor, rotations: Tensor) -> tuple[Tensor, Tensor]:
+        """World rotations ``[F, J, 3, 3]`` of the joints (global rotation ``[F, 3, 3]`` o their
+        ancestors' o their own ``rotations [F, J, 3, 3]``), and those of their parents (a root's
+        parent: the global rotation)."""
+        world: list[Tensor] = []
+        parent: list[Tensor] = []
+        for j, r in enumerate(rotations.unbind(1)):
+            up = world[self.joint_parents[j]] if self.joint_parents[j] >= 0 else global_rotation
+            parent.append(up)
+            world.append(up if self.joint_groups[j] is None else up @ r)  # static joints: identity
+        return torch.stack(world, 1), torch.stack(parent, 1)
 
     @property
     def pivot_joints(self) -> list[int]:

@@ -10,6 +10,7 @@ when a prompt is validated and when ``/object_info`` is asked, not at start-up.
 """
 from __future__ import annotations
 
+import os
 import uuid
 
 import pytest
@@ -17,16 +18,33 @@ import pytest
 from comfy_host import ComfyClient, load_api_workflow, running_comfyui
 from devpack import comfyui_dir
 
+from .driving_video import write_driving_video
 from .helpers import WORKFLOWS, shrunk_for_ci, with_prefix_folder
 from .tiny_models import CHECKPOINT_NAME, write_tiny_models
 
+ANNY_CACHE_ENV = "FACTORPORTRAIT_ANNY_CACHE"
+
 
 @pytest.fixture(scope="session")
-def comfy() -> ComfyClient:
+def anny_cache_dir(request, tmp_path_factory) -> str:
+    """The anny cache shared with the unit tests (built there on first use)."""
+    if os.environ.get(ANNY_CACHE_ENV):
+        return os.environ[ANNY_CACHE_ENV]
+    cache = getattr(request.config, "cache", None)
+    return str(cache.mkdir("factorportrait_anny")) if cache else str(tmp_path_factory.mktemp("anny"))
+
+
+@pytest.fixture(scope="session")
+def comfy(anny_cache_dir) -> ComfyClient:
     if not (comfyui_dir() / "main.py").is_file():
         pytest.skip(f"no ComfyUI host at {comfyui_dir()}; run scripts/setup_env.sh")
+    from factorportrait.models.body import load_anny
+
+    anny = load_anny(anny_cache_dir)
     with running_comfyui() as client:
         client.tiny_models = write_tiny_models(client.base_dir / "models")
+        client.anny_model = anny
+        client.driving_video = write_driving_video(anny, anny_cache_dir, client.base_dir)
         yield client
 
 

@@ -364,6 +364,43 @@ def test_landmarks_only_path_matches_the_full_mesh(model):
     params.shape = params.shape + 0.1 * torch.rand(params.shape.shape, generator=gen)
     with torch.no_grad():
         torch.testing.assert_close(model.posed_landmarks(params), model.landmarks(model(params)), atol=1e-5, rtol=0)
+        # The shape's part computed once and reused (as the tracker does) changes nothing.
+        torch.testing.assert_close(model.posed_landmarks(params, model.landmark_rig(params.shape)),
+                                   model.posed_landmarks(params), atol=1e-6, rtol=0)
+
+
+def test_shape_coefficients_and_rigs_batch_over_shapes(model):
+    # The tracker differentiates the shape-to-rig map with all perturbed shapes in one call.
+    gen = torch.Generator().manual_seed(4)
+    low, high = model.shape_range or (-torch.ones(len(model.shape_labels)), torch.ones(len(model.shape_labels)))
+    shapes = low + (high - low) * torch.rand(3, len(low), generator=gen)
+    batched = model.landmark_rig(shapes)
+    for i, shape in enumerate(shapes):
+        torch.testing.assert_close(model.shape_coefficients(shapes)[i], model.shape_coefficients(shape))
+        for got, want in zip(batched, model.landmark_rig(shape)):
+            torch.testing.assert_close(got[i], want)
+
+
+def test_landmarks_only_path_has_the_full_meshs_gradients(model):
+    # The tracker optimises through the folded landmarks: their derivatives by every parameter
+    # (shape included) must be those of the mesh's landmarks.
+    gen = torch.Generator().manual_seed(3)
+    params = model.neutral_params(3)
+    params.face = params.face + 0.4 * torch.rand(params.face.shape, generator=gen)
+    for name in ("head", "neck", "torso", "rotation"):
+        setattr(params, name, 0.3 * torch.randn(3, 3, generator=gen))
+    params.clavicles = 0.2 * torch.randn(3, 2, 3, generator=gen)
+    params.shape = params.shape + 0.1 * torch.rand(params.shape.shape, generator=gen)
+    weight = torch.randn(3, len(model.landmark_names), 3, generator=gen)
+    grads = []
+    for landmarks in (lambda p: model.posed_landmarks(p), lambda p: model.landmarks(model(p))):
+        p = params.map(lambda t: t.clone().requires_grad_())
+        (landmarks(p) * weight).sum().backward()
+        grads.append(p.tensors())
+    for name, fast in grads[0].items():
+        full = grads[1][name]
+        torch.testing.assert_close(fast.grad, full.grad, atol=2e-4 * float(full.grad.abs().max()) + 1e-6, rtol=1e-3,
+                                   msg=lambda m, n=name: f"{n}: {m}")
 
 
 def test_optimisable_when_loaded_in_inference_mode(model, request):

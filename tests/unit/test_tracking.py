@@ -152,6 +152,76 @@ def test_single_frame_like_a_reference_image(smplx_model):
     assert report.filled_frames == []
 
 
+@pytest.mark.parametrize("frames", [1, 2, 7, 10])
+def test_banded_normal_equations_match_a_dense_solve(frames):
+    # The Levenberg-Marquardt step: per-frame blocks plus the smoothness's pentadiagonal
+    # coupling, some unknowns held, damping on the diagonal.
+    from factorportrait.models.tracking.fit import _solve_banded
+
+    gen = torch.Generator().manual_seed(frames)
+    n = 5
+    a = torch.randn(frames, n, n, generator=gen, dtype=torch.float64)
+    hessian = a @ a.transpose(1, 2) + 0.1 * torch.eye(n, dtype=torch.float64)
+    d = torch.zeros(max(frames - 2, 0), frames, dtype=torch.float64)
+    for i in range(len(d)):
+        d[i, i:i + 3] = torch.tensor([1.0, -2.0, 1.0], dtype=torch.float64)
+    gram, s2 = d.T @ d, torch.rand(n, generator=gen, dtype=torch.float64) + 0.5
+    free = torch.rand(frames, n, generator=gen) > 0.2
+    rhs = torch.randn(frames, n, generator=gen, dtype=torch.float64)
+    delta = _solve_banded(hessian, gram, s2, free, 0.01, rhs[..., None])[..., 0]
+
+    m = free.flatten().double()
+    dense = (torch.block_diag(*hessian) + torch.kron(gram, torch.diag(s2))) * m[:, None] * m
+    dense = dense + torch.diag(0.01 * dense.diagonal() + 1e-6 + (1 - m))
+    torch.testing.assert_close(delta.flatten(), torch.linalg.solve(dense, rhs.flatten() * m))
+    assert (delta[~free] == 0).all()
+
+    # Bordered by unknowns all frames share (shape, focal length): the Schur complement.
+    from factorportrait.models.tracking.fit import _solve_bordered
+
+    u = 3
+    cross = torch.randn(frames, n, u, generator=gen, dtype=torch.float64) * free[..., None]
+    b = torch.randn(u, u, generator=gen, dtype=torch.float64)
+    hessian_s = b @ b.T + 5 * frames * torch.eye(u, dtype=torch.float64)
+    rhs_s = torch.randn(u, generator=gen, dtype=torch.float64)
+    dx, ds = _solve_bordered(hessian, gram, s2, free, cross, hessian_s, torch.ones(u, dtype=torch.bool), 0.01,
+                             rhs, rhs_s)
+    border = cross.reshape(-1, u)
+    full = torch.cat([torch.cat([dense, border], 1),
+                      torch.cat([border.T, hessian_s + torch.diag(0.01 * hessian_s.diagonal() + 1e-6)], 1)])
+    expected = torch.linalg.solve(full, torch.cat([rhs.flatten() * m, rhs_s]))
+    torch.testing.assert_close(torch.cat([dx.flatten(), ds]), expected)
+
+
+def test_jacobians_match_autograd(smplx_folder):
+    # The per-frame unknowns' by forward differences, the shape's and focal length's through
+    # the rig: against autograd through the whole model (float64).
+    from factorportrait.models.body import load_smplx
+    from factorportrait.models.tracking.fit import _Problem
+
+    model = load_smplx(smplx_folder, "neutral", num_betas=10, num_expressions=10, dtype=torch.float64)
+    problem = _Problem(model, _observe(model, _truth(model), _camera()), FOV)
+    gen = torch.Generator().manual_seed(0)
+    x = 0.2 * torch.randn(problem.start.frame.shape, generator=gen, dtype=torch.float64)
+    cols = problem.columns["translation"]
+    x[:, cols] = problem.start.frame[:, cols]
+    u = problem.start._replace(frame=x, shape=0.3 * torch.randn(10, generator=gen, dtype=torch.float64),
+                               log_focal=torch.tensor(0.1, dtype=torch.float64))
+    rig = model.landmark_rig(u.shape)
+
+    def residuals(frame, shape, log_focal):
+        v = u._replace(frame=frame, shape=shape, log_focal=log_focal)
+        return problem.residuals(v).flatten(1) / problem.face_scale
+
+    by_frame, by_shape, by_focal = torch.autograd.functional.jacobian(residuals, tuple(u))
+    r, jac = problem.frame_jacobian(u, torch.arange(x.shape[1]), rig)  # [F, 2K], [F, 2K, P]
+    torch.testing.assert_close(r, residuals(*u))
+    by_frame = torch.stack([by_frame[f, :, f] for f in range(len(x))])  # each frame's own unknowns
+    torch.testing.assert_close(jac, by_frame, atol=2e-3 * float(by_frame.abs().max()), rtol=0)
+    shared = problem.shared_jacobian(u, ("shape", "log_focal"), rig)  # [F, 2K, 11]
+    torch.testing.assert_close(shared, torch.cat([by_shape, by_focal[..., None]], -1))
+
+
 def test_no_face_in_any_frame_is_a_clear_error(smplx_model):
     obs = Keypoints2D(torch.zeros(3, len(LANDMARKS), 2), torch.zeros(3, len(LANDMARKS)), WIDTH, HEIGHT)
     with pytest.raises(InputError, match="face landmarks"):
