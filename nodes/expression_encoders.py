@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import os
 
-import comfy.model_management as mm
-import comfy.utils
 from comfy_api.latest import io
 
 from ..models.expression.arkit_encoder import ArkitEncoder
@@ -12,6 +10,7 @@ from ..models.expression.encoder_file import load_image_encoder
 from ..models.expression.encoders import ExpressionEncoder
 from .body_models import anny_cache_folder
 from .errors import reported_as
+from .progress import comfy_progress
 from .model_folders import EXPRESSION_ENCODERS, resolve, weight_files
 from .types import ExpressionEncoder as ExpressionEncoderType
 
@@ -21,23 +20,13 @@ BUILT_IN = "anny ARKit-52 (built in)"
 _loaded: dict[tuple, ExpressionEncoder] = {}
 
 
-def _progress():
-    bar = comfy.utils.ProgressBar(100)
-
-    def progress(done: int, total: int) -> None:
-        bar.update_absolute(done, total)
-        mm.throw_exception_if_processing_interrupted()
-
-    return progress
-
-
 def load_expression_encoder(choice: str) -> ExpressionEncoder:
     """The encoder of a combo choice, loaded once per file (and modification time)."""
     if choice == BUILT_IN:
         folder = anny_cache_folder()
         key = (choice, folder)
         if key not in _loaded:
-            _loaded[key] = ExpressionEncoder.built_in(ArkitEncoder.from_cache(folder, _progress()))
+            _loaded[key] = ExpressionEncoder.built_in(ArkitEncoder.from_cache(folder, comfy_progress()))
         return _loaded[key]
     path = resolve(EXPRESSION_ENCODERS, choice, "encoder")
     key = (choice, path, os.path.getmtime(path))

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import comfy.model_management as mm
-import comfy.utils
 from comfy_api.latest import io
 
 from ..models.errors import InputError
 from ..models.expression.plot import expression_plot
 from ..models.tracking.keypoints import from_pose_keypoint
 from .errors import reported_as
+from .progress import comfy_progress
 from .types import Expression, ExpressionEncoder, PoseKeypoint
 
 NAME = "FactorPortrait Extract Expression"
@@ -54,12 +54,7 @@ class ExtractExpression(io.ComfyNode):
                 if keypoints.frames != images.shape[0]:
                     raise InputError("pose_keypoint", f"has {keypoints.frames} frame(s) but 'images' has "
                                      f"{images.shape[0]}; use the keypoints of the same frames.")
-            bar = comfy.utils.ProgressBar(images.shape[0])
-
-            def progress(done: int, total: int) -> None:
-                bar.update_absolute(done, total)
-                mm.throw_exception_if_processing_interrupted()
-
+            progress = comfy_progress(images.shape[0])
             codes, notes = encoder.encode(images, keypoints, fov_degrees=fov or None, video=images.shape[0] > 1,
                                           device=mm.get_torch_device(), progress=progress)
             preview = expression_plot(codes)

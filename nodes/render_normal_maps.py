@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import comfy.model_management as mm
-import comfy.utils
 from comfy_api.latest import io
 
 from ..models.render.normal_maps import BACKENDS
 from ..models.tracking.rendering import render_track_normals
 from .errors import reported_as
+from .progress import comfy_progress
 from .types import BodyTrack, Camera
 
 NAME = "FactorPortrait Render Normal Maps"
@@ -49,12 +49,7 @@ class RenderNormalMaps(io.ComfyNode):
     def execute(cls, body_track, camera, width: int, height: int, backend: str) -> io.NodeOutput:
         device = mm.get_torch_device()
         with reported_as(NAME):
-            bar = comfy.utils.ProgressBar(max(body_track.frames, camera.num_frames))
-
-            def progress(done: int, total: int) -> None:
-                bar.update_absolute(done, total)
-                mm.throw_exception_if_processing_interrupted()
-
+            progress = comfy_progress(max(body_track.frames, camera.num_frames))
             images, masks = render_track_normals(body_track, camera, width, height, backend=backend,
                                                  device="cpu" if backend == "moderngl" else device,
                                                  progress=progress)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import comfy.model_management as mm
-import comfy.utils
 from comfy_api.latest import io
 
 from ..models.errors import InputError
@@ -12,21 +11,11 @@ from ..models.tracking.mediapipe_detector import detect_landmarks
 from ..models.tracking.preview import tracking_overlay
 from .body_models import ANNY_CHOICE, BODY_MODELS, load_body_model
 from .errors import reported_as
+from .progress import comfy_progress
 from .types import BodyTrack, Camera, PoseKeypoint
 
 NAME = "FactorPortrait Track Body Mesh"
 DEFAULT_ITERATIONS = 30
-
-
-def _progress_bar(total_hint: int = 100):
-    """A ``progress(done, total)`` that moves this node's bar and honours Cancel."""
-    bar = comfy.utils.ProgressBar(total_hint)
-
-    def progress(done: int, total: int) -> None:
-        bar.update_absolute(done, total)
-        mm.throw_exception_if_processing_interrupted()
-
-    return progress
 
 
 def _check_images(images, name: str) -> None:
@@ -40,7 +29,7 @@ def _landmarks(images, pose_keypoint, name: str, video: bool) -> Keypoints2D:
     _check_images(images, name)
     frames, height, width = images.shape[:3]
     if pose_keypoint is None:
-        return detect_landmarks(images, video=video, progress=_progress_bar(frames))
+        return detect_landmarks(images, video=video, progress=comfy_progress(frames))
     keypoints = from_pose_keypoint(pose_keypoint, width, height)
     if keypoints.frames != frames:
         raise InputError("pose_keypoint" if video else "reference_pose_keypoint",
@@ -112,7 +101,7 @@ class TrackBodyMesh(io.ComfyNode):
                 smoothness: float, iterations: int, reference_image=None, pose_keypoint=None,
                 reference_pose_keypoint=None) -> io.NodeOutput:
         with reported_as(NAME):
-            model = load_body_model(body_model, _progress_bar())  # first: a missing file fails fast
+            model = load_body_model(body_model, comfy_progress())  # first: a missing file fails fast
             driving = _landmarks(images, pose_keypoint, "images", video=True)
             reference = None
             if reference_image is not None:
@@ -121,6 +110,6 @@ class TrackBodyMesh(io.ComfyNode):
                 raise InputError("reference_pose_keypoint", "connect the reference_image too.")
             track = track_body(model, driving, reference, video_fov_deg=video_fov or None,
                                reference_fov_deg=reference_fov or None, retarget=retarget,
-                               iterations=iterations, smoothness=smoothness, progress=_progress_bar())
+                               iterations=iterations, smoothness=smoothness, progress=comfy_progress())
             overlay = tracking_overlay(images, track.driving, model).to(mm.intermediate_device())
         return io.NodeOutput(track, track.camera, overlay, track.summary())

@@ -40,7 +40,6 @@ their nearest frames with one (listed in the report).
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import time
@@ -54,6 +53,7 @@ from ..body.anny_model import ARKIT_FACE_ACTIONS, AnnyUpperBody, load_anny
 from ..body.upper_body import axis_angle_to_matrix
 from ..camera import FRONTAL_W2C_ROTATION, focal_from_fov, fov_from_focal
 from ..errors import InputError
+from ..threads import one_torch_thread
 from ..expression_codes import ExpressionCodes
 from ..tracking.keypoints import Keypoints2D, _frame_list
 from .arkit_codes import arkit_codes
@@ -229,7 +229,7 @@ class ArkitEncoder:
                                        "needs a face seen roughly from the front (and filling about a tenth of "
                                        "the frame or more) in at least one frame.")
         frames = torch.nonzero(present)[:, 0]
-        with torch.inference_mode(False), torch.enable_grad(), _one_thread():
+        with torch.inference_mode(False), torch.enable_grad(), one_torch_thread():
             obs = landmarks.points[frames][:, self.point_index].clone().float()
             conf = (observed[frames] * self.point_weight).clone().float()
             fitted = self._solve(obs, conf, landmarks.width, landmarks.height, fov_degrees, video, progress)
@@ -326,20 +326,6 @@ class _Solution:
     residual: Tensor
     fov: float
     identity: Tensor
-
-
-@contextlib.contextmanager
-def _one_thread():
-    """Run torch on one intra-op thread, then restore the setting. The fit is a few thousand
-    small ops on tensors of ~10^4 elements: more threads only add hand-offs, and on a busy
-    machine they wait for each other (measured, 81 frames on 2 shared cores: 1.5 s with one
-    thread, 18 s with two)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _adam(loss: Callable[[], Tensor], groups: list[dict], steps: int, weights: Tensor,

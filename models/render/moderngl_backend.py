@@ -119,7 +119,7 @@ def _draw(tris: ScreenTriangles, corner_values: torch.Tensor | None, num_frames:
     q = tris.inv_depth.double()
     inv_z = q[0] * x + q[1] * y + q[2]  # [3, T] at the snapped corners
     bounds = torch.searchsorted(tris.frame, torch.arange(num_frames + 1, device=tris.frame.device)).tolist()
-    with _lock:
+    with _lock, _context():  # made current: other OpenGL code may have made its own current
         ctx, prog, fbo, extra = _target(width, height, mode)
         for f in range(num_frames):
             lo, hi = bounds[f], bounds[f + 1]

@@ -13,8 +13,13 @@ pixel in its face (see :func:`rasterize.face_ray_planes`), the interpolated norm
 per-face ``3 x 3`` matrix ``S = [N_0 N_1 N_2] Q``: nine numbers per pixel, no barycentrics.
 ``S (u, v, 1)`` is affine in the pixel position, which is also what lets the optional
 OpenGL backend interpolate it linearly and get the same normals (up to float32 rounding).
+Only covered pixels are shaded (a quarter of the image for a portrait), and on the CPU
+chunks of frames render side by side on threads (see :func:`_run_chunks`).
 """
 from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
@@ -68,7 +73,7 @@ def render_normal_maps(vertices_world: torch.Tensor, faces: torch.Tensor, camera
         cull_back_faces: skip faces seen from behind: the same image for closed meshes
             (up to depth ties along the silhouette), somewhat faster.
         near: near-plane depth in metres; nearer geometry is clipped.
-        frames_per_chunk: frames rendered at once (bounds memory).
+        frames_per_chunk: frames rendered at once by one thread (bounds memory).
     Returns:
         ``normals [F, H, W, 3]`` float32 in 0..1 (background 0.5, 0.5, 1.0) and
         ``mask [F, H, W]`` float32 (1 on the mesh), on the vertices' device.
@@ -81,32 +86,86 @@ def render_normal_maps(vertices_world: torch.Tensor, faces: torch.Tensor, camera
     num_frames = rz.broadcast_frames(vertices_world.shape[0], camera.num_frames)
     w2c = camera.w2c.to(device)
     intrinsics = camera.intrinsics(width, height).to(device)
-    normals_world = vertex_normals(vertices_world, faces)
+    static = vertex_normals(vertices_world, faces) if vertices_world.shape[0] == 1 else None  # else per chunk
     image = torch.empty(num_frames, height, width, 3, device=device)
     mask = torch.empty(num_frames, height, width, device=device)
-    for f0 in range(0, num_frames, frames_per_chunk):
-        f1 = min(f0 + frames_per_chunk, num_frames)
+
+    def render(f0: int, f1: int) -> None:
         mesh_idx = _frame_index(f0, f1, vertices_world.shape[0], device)
         cam_idx = _frame_index(f0, f1, camera.num_frames, device)
         rot, trans = w2c[cam_idx, :3, :3], w2c[cam_idx, :3, 3]
         verts = vertices_world[mesh_idx].double() @ rot.transpose(-1, -2) + trans[:, None]
+        normals_world = static[mesh_idx] if static is not None else vertex_normals(vertices_world[f0:f1], faces)
         # OpenCV camera normals, then flipped to DESIGN.md's y up, z toward the viewer.
-        normals = normals_world[mesh_idx].double() @ rot.transpose(-1, -2) * verts.new_tensor([1.0, -1.0, -1.0])
+        normals = normals_world.double() @ rot.transpose(-1, -2) * verts.new_tensor([1.0, -1.0, -1.0])
         k = intrinsics[cam_idx]
         planes = rz.face_ray_planes(verts, faces, k)
         if backend == "moderngl":  # drawn and shaded by OpenGL
             image[f0:f1], mask[f0:f1] = _render_moderngl(verts, faces, k, planes, normals, width, height,
                                                          near, cull_back_faces)
-            continue
-        rows = rz.rasterize_face_ids(verts, faces, k, width, height, near, cull_back_faces,
-                                     frames_per_chunk=f1 - f0, planes=planes, flat_index=True)
-        n = rz.eval_at_pixels(rows, _normal_planes(planes, normals, faces))  # 3 x [f, H, W]
-        length2 = torch.addcmul(torch.addcmul(n[0] * n[0], n[1], n[1]), n[2], n[2]).clamp_(min=1e-30)
-        scale = torch.rsqrt(length2).mul_(0.5)  # normals that cancel out (never on a sane mesh) show grey
-        for c in range(3):  # strided writes into the channels-last image: faster than stacking
-            image[f0:f1, ..., c] = torch.addcmul(scale.new_tensor(0.5), n[c], scale)
-        mask[f0:f1] = rows < (f1 - f0) * faces.shape[0]
+            return
+        covered, pixel, face = rz.rasterize_pixels(verts, faces, k, width, height, near, cull_back_faces, planes)
+        colour = _shade(pixel, _normal_planes(planes, normals, faces).index_select(0, face), width, height)
+        _fill(image[f0:f1].view(-1, 3), BACKGROUND).index_copy_(0, pixel, colour)
+        mask[f0:f1] = covered
+
+    chunks = [(f0, min(f0 + frames_per_chunk, num_frames)) for f0 in range(0, num_frames, frames_per_chunk)]
+    concurrent = backend == "torch" and device.type == "cpu"  # an OpenGL context stays in its thread
+    _run_chunks(render, chunks, torch.get_num_threads() if concurrent else 1)
     return image, mask
+
+
+def _run_chunks(fn: Callable[[int, int], None], chunks: list[tuple[int, int]], workers: int) -> None:
+    """``fn(f0, f1)`` for every chunk of frames, on ``workers`` threads at once when above 1.
+
+    Why threads: the chunks are independent and their torch ops release the GIL, so
+    single-threaded chunks side by side keep every core busy, whereas intra-op parallelism
+    splits each mid-sized op and waits for all threads after it (which stalls for
+    milliseconds when another process holds a core). Each worker runs one intra-op thread
+    in the caller's grad / inference mode; the caller's thread count is restored after.
+    """
+    workers = min(workers, len(chunks))
+    if workers <= 1:
+        for f0, f1 in chunks:
+            fn(f0, f1)
+        return
+    threads, grad, inference = torch.get_num_threads(), torch.is_grad_enabled(), torch.is_inference_mode_enabled()
+
+    def work(chunk: tuple[int, int]) -> None:
+        with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+            fn(*chunk)
+
+    try:  # one intra-op thread per worker (it also becomes the default for new threads)
+        with ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+            for _ in pool.map(work, chunks):
+                pass
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _shade(pixel: torch.Tensor, s: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """Encoded normals ``[N, 3]`` (float32) at the flat pixel indices ``pixel [N]`` into
+    ``[F, H, W]``, from their faces' ``S`` ``[N, 9]`` (:func:`_normal_planes`)."""
+    p = pixel.double()  # float64 division and floors are exact here and faster than int64 ones
+    row = (p / width).floor_()
+    u = torch.addcmul(p, row, p.new_tensor(-float(width))).to(s.dtype).add_(0.5)[:, None]  # centres, [N, 1]
+    v = torch.addcmul(row, (row / height).floor_(), row.new_tensor(-float(height))).to(s.dtype).add_(0.5)[:, None]
+    s = s.view(-1, 3, 3)  # [N, channel, (u, v, 1)]
+    n = torch.addcmul(torch.addcmul(s[:, :, 2], s[:, :, 0], u), s[:, :, 1], v)  # [N, 3]
+    x, y, z = n.unbind(1)
+    length2 = torch.addcmul(torch.addcmul(x * x, y, y), z, z).clamp_(min=1e-30)
+    scale = torch.rsqrt(length2).mul_(0.5)[:, None]  # normals that cancel out (never on a sane mesh) show grey
+    return n.mul_(scale).add_(0.5)
+
+
+def _fill(image: torch.Tensor, colour: tuple[float, ...]) -> torch.Tensor:
+    """Fill the pixels ``[P, C]`` with ``colour`` (one contiguous fill, then the channels
+    that differ: faster than a broadcast copy); returns ``image``."""
+    image.fill_(colour[0])
+    for c, value in enumerate(colour[1:], 1):
+        if value != colour[0]:
+            image[:, c].fill_(value)
+    return image
 
 
 def _render_moderngl(verts, faces, k, planes, normals, width, height, near, cull_back_faces):
@@ -115,9 +174,8 @@ def _render_moderngl(verts, faces, k, planes, normals, width, height, near, cull
     from .moderngl_backend import render_normals
 
     tris = rz.project_faces(verts, faces, k, width, height, near, cull_back_faces, planes)
-    s = _normal_planes(planes, normals, faces, torch.float64)
     row = tris.frame * faces.shape[0] + tris.face
-    coef = [c.index_select(0, row) for c in s]  # [9][T]
+    coef = _normal_planes(planes, normals, faces, torch.float64).index_select(0, row).T  # [9, T]
     values = torch.stack([torch.stack([coef[3 * c] * x + coef[3 * c + 1] * y + coef[3 * c + 2] for c in range(3)])
                           for x, y in zip(tris.x, tris.y)])  # [corner, channel, T]
     return render_normals(tris, values, verts.shape[0], width, height, BACKGROUND)
@@ -125,20 +183,20 @@ def _render_moderngl(verts, faces, k, planes, normals, width, height, near, cull
 
 def _normal_planes(q: torch.Tensor, normals: torch.Tensor, faces: torch.Tensor,
                    dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Per-face ``S = [N_0 N_1 N_2] Q`` ``[9, F * M + 1]`` from the
-    :func:`rasterize.face_ray_planes` ``Q`` and vertex normals ``[F, V, 3]``: ``S (u, v, 1)``
-    is the pixel's interpolated normal times its inverse depth (module docstring). The last
-    column gives the normal (0, 0, 1) everywhere: background pixels encode to BACKGROUND."""
+    """Per-face ``S = [N_0 N_1 N_2] Q`` ``[F * M, 9]`` (row-major, one row per face: a
+    pixel gathers its nine numbers at once) from the :func:`rasterize.face_ray_planes` ``Q``
+    and vertex normals ``[F, V, 3]``: ``S (u, v, 1)`` is the pixel's interpolated normal
+    times its inverse depth (module docstring)."""
     num_frames, num_verts = normals.shape[:2]
     offset = (torch.arange(num_frames, device=normals.device) * num_verts)[:, None]
     flat = normals.reshape(-1, 3)
     corner_n = [flat.index_select(0, (faces[:, i][None] + offset).reshape(-1)).T for i in range(3)]
-    rows = []
-    for c in range(3):  # output channel
+    out = torch.empty(q.shape[1], 9, dtype=dtype, device=q.device)
+    for c in range(3):  # output channel; in float64 (the terms may cancel), then rounded
+        n0, n1, n2 = (corner_n[i][c].to(q.dtype) for i in range(3))
         for j in range(3):  # coefficient of u, v, 1
-            rows.append(sum(corner_n[i][c] * q[3 * i + j] for i in range(3)))
-    background = q.new_tensor([0.0, 0, 0, 0, 0, 0, 0, 0, 1])[:, None]
-    return torch.cat([torch.stack(rows), background], 1).to(dtype)
+            out[:, 3 * c + j] = torch.addcmul(torch.addcmul(n0 * q[j], n1, q[3 + j]), n2, q[6 + j])
+    return out
 
 
 def _frame_index(f0: int, f1: int, length: int, device: torch.device) -> torch.Tensor:

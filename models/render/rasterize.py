@@ -26,11 +26,14 @@ of all triangles at once). The spans, grouped by length in powers of two, become
 ``[spans, pixels]`` blocks of z-buffer keys (inverse depth in the high bits, triangle rank
 in the low bits), each reduced into the image by one ``scatter_reduce("amax")``: the work
 is the covered area plus the rows, padded less than 2x, in a few dozen element-wise passes.
-Front faces are drawn first; back faces then go through a hierarchical-z test (8x8 tiles)
-that skips those certainly hidden, which for a closed mesh is nearly all of them, so
-drawing both sides costs little more than culling. Per-triangle data is kept as one
-contiguous array per corner: reductions over a trailing dimension of 3, cross products and
-``t[:, index]`` are slow in eager PyTorch, row-wise ``index_select`` is fast.
+Front faces are drawn first; back faces then go through a hierarchical-z test (a pyramid
+of 4x4, 8x8... tiles) that skips those certainly hidden, which for a closed mesh is nearly
+all of them, so drawing both sides costs little more than culling. On the CPU, what costs
+is memory traffic and a few slow kernels, so the code keeps to contiguous float arrays:
+per-triangle data is one contiguous array per corner or a row per triangle (row-wise
+``index_select`` is fast; ``t[:, index]``, reductions or ``argmax`` over a small
+dimension, ``where``, comparisons into bool masks and int64 division are several times
+slower than float arithmetic and are avoided in the per-row and per-pixel loops).
 """
 from __future__ import annotations
 
@@ -49,7 +52,8 @@ GUARD_BAND = 8192.0 - 16.0
 MAX_IMAGE_SIZE = 8192
 DEFAULT_NEAR = 0.01  # metres
 # Edge values are multiples of 2^-16 px²; adding 2^-18 on top-left edges turns their
-# "E >= 0" into "E > 0" and keeps every span boundary off the integers (exact floors).
+# "E >= 0" into "E > 0", subtracting it on the others keeps their "E > 0", and together
+# they keep every span boundary off the integers (exact floors).
 _TIE = 2.0**-18
 # z-buffer keys (int64, reduced with amax): the float64 inverse depth's bits (positive
 # floats order like their bits) with the low _ID_BITS bits replaced by a rank, T - 1 - the
@@ -57,6 +61,9 @@ _TIE = 2.0**-18
 # smallest int64 with rank T: it loses to every triangle and decodes to "none".
 _ID_BITS = 26
 _RANK_MASK = (1 << _ID_BITS) - 1
+# Cyclic successors of the corners 0, 1, 2: edge i runs from corner _NEXT[i] to _AFTER[i].
+_NEXT = (1, 2, 0)
+_AFTER = (2, 0, 1)
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,9 @@ class ScreenTriangles:
         face: the mesh face it comes from ``[T]`` (int64); a clipped face gives several.
         inv_depth: ``(a, b, c)`` with ``1 / z = a u + b v + c`` on the face's plane
             ``[3, T]`` (float64).
+        box: the pixels whose centre the triangle may cover: first and last column, first
+            and last row ``[4, T]`` (float64, within the image; see :func:`_boxes`), or None
+            before snapping.
     """
 
     x: torch.Tensor
@@ -98,15 +108,16 @@ class ScreenTriangles:
     frame: torch.Tensor
     face: torch.Tensor
     inv_depth: torch.Tensor
+    box: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.face.shape[0]
 
     def select(self, index: torch.Tensor) -> ScreenTriangles:
         """The triangles ``index`` (a row-wise gather: much faster than ``t[:, index]``)."""
-        pick = lambda t: torch.stack([row.index_select(0, index) for row in t])  # noqa: E731
+        pick = lambda t: None if t is None else _gather_rows(t, index)  # noqa: E731
         return ScreenTriangles(pick(self.x), pick(self.y), self.frame.index_select(0, index),
-                               self.face.index_select(0, index), pick(self.inv_depth))
+                               self.face.index_select(0, index), pick(self.inv_depth), pick(self.box))
 
 
 def broadcast_frames(mesh_frames: int, camera_frames: int) -> int:
@@ -155,21 +166,38 @@ def face_ray_planes(vertices: torch.Tensor, faces: torch.Tensor, intrinsics: tor
         intrinsics: pixel intrinsics ``[F, 3, 3]``.
     """
     num_frames, num_verts = vertices.shape[:2]
-    num_faces = faces.shape[0]
     k = intrinsics.to(device=vertices.device, dtype=torch.float64)
-    frame = torch.arange(num_frames, device=vertices.device).repeat_interleave(num_faces)
-    corner = faces.T.repeat(1, num_frames) + frame[None] * num_verts  # [3, F * M]
-    a, b, c = (torch.stack([t.index_select(0, i) for t in vertices.double().reshape(-1, 3).unbind(1)])
-               for i in corner)  # corners, [3 (xyz), F * M] each
-    rows = [_cross(b, c), _cross(c, a), _cross(a, b)]  # [A B C]^-1 = rows / det
-    inv_det = 1.0 / (a * rows[0]).sum(0)
-    inv_det = torch.where(torch.isfinite(inv_det), inv_det, 0.0)
-    fx, fy, cx, cy = (k[:, i, j].repeat_interleave(num_faces) for i, j in ((0, 0), (1, 1), (0, 2), (1, 2)))
-    out = []
-    for r in rows:  # r K^-1 / det, K^-1 = [[1/fx, 0, -cx/fx], [0, 1/fy, -cy/fy], [0, 0, 1]]
-        qu, qv = r[0] * inv_det / fx, r[1] * inv_det / fy
-        out += [qu, qv, r[2] * inv_det - qu * cx - qv * cy]
-    return torch.stack(out)
+    corner = (faces.T[:, None] + torch.arange(num_frames, device=vertices.device)[:, None] * num_verts).reshape(-1)
+    coords = vertices.double().reshape(-1, 3).T.contiguous()  # [3 (xyz), F * V]
+    p = _gather_rows(coords, corner).view(3, 3, num_frames, -1)  # [xyz, corner, F, M]
+    # [A B C]^-1 = rows / det with rows (B x C, C x A, A x B): [xyz, row, F, M]
+    u, v = p.index_select(1, _i(_NEXT, p)), p.index_select(1, _i(_AFTER, p))
+    rows = torch.empty_like(p)
+    for i, (j, k_) in enumerate(((1, 2), (2, 0), (0, 1))):  # cross product component i
+        torch.mul(u[j], v[k_], out=rows[i]).sub_(u[k_] * v[j])
+    det = torch.addcmul(torch.addcmul(p[0, 0] * rows[0, 0], p[1, 0], rows[1, 0]), p[2, 0], rows[2, 0])
+    inv_det = det.reciprocal_().nan_to_num_(posinf=0.0, neginf=0.0)  # [F, M]
+    fx, fy, cx, cy = (k[:, i, j, None] for i, j in ((0, 0), (1, 1), (0, 2), (1, 2)))  # [F, 1]
+    # rows K^-1 / det, K^-1 = [[1/fx, 0, -cx/fx], [0, 1/fy, -cy/fy], [0, 0, 1]]
+    q = p.new_empty(3, 3, num_frames, p.shape[-1])  # [row, (u, v, 1), F, M]
+    qu = torch.mul(rows[0], inv_det / fx, out=q[:, 0])
+    qv = torch.mul(rows[1], inv_det / fy, out=q[:, 1])
+    torch.mul(rows[2], inv_det, out=q[:, 2]).addcmul_(qu, -cx).addcmul_(qv, -cy)
+    return q.view(9, -1)
+
+
+def _gather_rows(rows: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``rows[:, index]`` for ``rows [K, N]`` as K row-wise gathers written in place (a
+    gather along the last dimension, or gathers then ``stack``, cost several times more)."""
+    out = rows.new_empty(rows.shape[0], index.shape[0])
+    for row, dst in zip(rows, out):
+        torch.index_select(row, 0, index, out=dst)
+    return out
+
+
+def _i(index: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """``index`` as an int64 tensor on ``like``'s device."""
+    return torch.tensor(index, device=like.device)
 
 
 def project_faces(vertices: torch.Tensor, faces: torch.Tensor, intrinsics: torch.Tensor,
@@ -186,46 +214,48 @@ def project_faces(vertices: torch.Tensor, faces: torch.Tensor, intrinsics: torch
             faces wound counter-clockwise seen from outside, seen from behind.
         planes: :func:`face_ray_planes` of these frames if already computed (saves work).
     Returns:
-        the triangles whose bounding box holds a pixel centre, ordered by frame then face
-        (the order that decides exact depth ties).
+        the triangles whose bounding box holds a pixel centre they may cover, ordered by
+        frame then face (the order that decides exact depth ties).
     """
     num_frames, num_verts = vertices.shape[:2]
     num_faces = faces.shape[0]
     device = vertices.device
     k = intrinsics.to(device=device, dtype=torch.float64)
-    per_face = lambda t: t.repeat_interleave(num_faces)  # noqa: E731  [F] -> [F * M]
-    fx, fy, cx, cy = (per_face(k[:, i, j]) for i, j in ((0, 0), (1, 1), (0, 2), (1, 2)))
-    frame = per_face(torch.arange(num_frames, device=device))
-    face = torch.arange(num_faces, device=device).repeat(num_frames)
-    corner = (faces.T.repeat(1, num_frames) + frame[None] * num_verts).reshape(-1)  # [3 * F * M], corner-major
-    px, py, pz = (t.index_select(0, corner).reshape(3, -1) for t in vertices.double().reshape(-1, 3).unbind(1))
-    inv_z = 1.0 / torch.where(pz == 0, 1e-30, pz)  # z = 0 only occurs on faces that get clipped
     if planes is None:
-        inv_depth = _inverse_depth_planes(px, py, pz, fx, fy, cx, cy)
-    else:  # 1 / z = sum(lam): the planes summed over the corners
-        inv_depth = planes[0:3] + planes[3:6] + planes[6:9]
-    tris = ScreenTriangles(fx * px * inv_z + cx, fy * py * inv_z + cy, frame, face, inv_depth)
+        planes = face_ray_planes(vertices, faces, k)
+    # Project, test and snap every vertex once, then gather the corners.
+    px, py, pz = vertices.double().unbind(-1)  # [F, V] each
+    inv_z = 1.0 / torch.where(pz == 0, 1e-30, pz)  # z = 0 only occurs on faces that get clipped
+    u = k[:, 0, 0, None] * px * inv_z + k[:, 0, 2, None]
+    v = k[:, 1, 1, None] * py * inv_z + k[:, 1, 2, None]
     in_front = pz >= near
-    in_band = torch.maximum((tris.x - width / 2).abs(), (tris.y - height / 2).abs()) <= GUARD_BAND
-    simple = in_front.all(0) & in_band.all(0)
+    in_band = torch.maximum((u - width / 2).abs(), (v - height / 2).abs()) <= GUARD_BAND
+    corner = (faces.T[:, None] + torch.arange(num_frames, device=device)[:, None] * num_verts).reshape(-1)
+    gather = lambda t: t.reshape(-1).index_select(0, corner).view(3, -1)  # noqa: E731  [F, V] -> [3, F * M]
+    frame = torch.arange(num_frames, device=device).repeat_interleave(num_faces)
+    face = torch.arange(num_faces, device=device).repeat(num_frames)
+    inv_depth = planes[0:3] + planes[3:6] + planes[6:9]  # 1 / z = sum(lam)
+    tris = ScreenTriangles(gather(_snap(u)), gather(_snap(v)), frame, face, inv_depth)
+    ok = gather(in_front & in_band)
+    simple = ok[0] & ok[1] & ok[2]  # (faster than .all(0))
     if not bool(simple.all()):  # clip the few faces crossing the near plane or guard band
-        partly = (in_front.any(0) & ~simple).nonzero()[:, 0]
-        corners = torch.stack([px, py, pz], -1).index_select(1, partly).transpose(0, 1)  # [N, 3, 3]
-        cx_, cy_, row = _clip(corners, k, frame.index_select(0, partly), near, width, height)
+        front = gather(in_front)
+        partly = ((front[0] | front[1] | front[2]) & ~simple).nonzero()[:, 0]
+        corners = vertices.double().reshape(-1, 3).index_select(0, corner.view(3, -1)[:, partly].T.reshape(-1))
+        cx_, cy_, row = _clip(corners.view(-1, 3, 3), k, frame.index_select(0, partly), near, width, height)
         kept, src = simple.nonzero()[:, 0], partly.index_select(0, row)
         clipped = tris.select(src)
         tris = tris.select(kept)
-        tris = ScreenTriangles(torch.cat([tris.x, cx_], 1), torch.cat([tris.y, cy_], 1),
+        tris = ScreenTriangles(torch.cat([tris.x, _snap(cx_)], 1), torch.cat([tris.y, _snap(cy_)], 1),
                                torch.cat([tris.frame, clipped.frame]), torch.cat([tris.face, clipped.face]),
                                torch.cat([tris.inv_depth, clipped.inv_depth], 1))
         tris = tris.select(torch.argsort(torch.cat([kept, src]), stable=True))  # frame, face order
-    x, y = torch.round(tris.x * SUBPIXEL) / SUBPIXEL, torch.round(tris.y * SUBPIXEL) / SUBPIXEL
+    x, y = tris.x, tris.y
     area2 = (x[1] - x[0]) * (y[2] - y[0]) - (y[1] - y[0]) * (x[2] - x[0])
     keep = area2 < 0 if cull_back_faces else area2 != 0  # seen from outside = clockwise
-    lo_x, hi_x = _pixel_range(x, width)
-    lo_y, hi_y = _pixel_range(y, height)
-    keep &= (hi_x >= lo_x) & (hi_y >= lo_y)
-    return ScreenTriangles(x, y, tris.frame, tris.face, tris.inv_depth).select(keep.nonzero()[:, 0])
+    box = _boxes(x, y, width, height)
+    keep &= (box[1] >= box[0]) & (box[3] >= box[2])
+    return ScreenTriangles(x, y, tris.frame, tris.face, tris.inv_depth, box).select(keep.nonzero()[:, 0])
 
 
 def rasterize_faces(tris: ScreenTriangles, num_frames: int, width: int, height: int) -> torch.Tensor:
@@ -237,29 +267,45 @@ def rasterize_faces(tris: ScreenTriangles, num_frames: int, width: int, height: 
 def _rank_image(tris: ScreenTriangles, num_frames: int, width: int, height: int) -> torch.Tensor:
     """The z-buffer: the rank ``T - 1 - index`` of every pixel's front-most triangle, or
     ``T`` where none ``[F, H, W]`` (int64)."""
+    return _zbuffer(tris, num_frames, width, height).bitwise_and_(_RANK_MASK).reshape(num_frames, height, width)
+
+
+def _empty_key(count: int) -> int:
+    """The z-buffer key of an empty pixel among ``count`` triangles (decodes to rank T)."""
+    return torch.iinfo(torch.int64).min + count
+
+
+def _zbuffer(tris: ScreenTriangles, num_frames: int, width: int, height: int) -> torch.Tensor:
+    """The z-buffer keys of the screen triangles ``[F * H * W]`` (int64, see _ID_BITS)."""
     count = len(tris)
     if count >= 1 << _ID_BITS:
         raise ValueError(f"more than {1 << _ID_BITS} screen triangles in one batch; use fewer frames per chunk")
-    empty = torch.iinfo(torch.int64).min + count
-    keys = torch.full((num_frames * height * width,), empty, dtype=torch.int64, device=tris.x.device)
+    keys = torch.full((num_frames * height * width,), _empty_key(count), dtype=torch.int64, device=tris.x.device)
     x, y = tris.x, tris.y
     front = (x[1] - x[0]) * (y[2] - y[0]) - (y[1] - y[0]) * (x[2] - x[0]) < 0  # clockwise
     n_front = int(front.sum())
-    if 0 < n_front < count:  # front faces first, then the back faces they do not hide
-        _draw(keys, tris, front.nonzero()[:, 0], width, height)
+    if n_front == count:
+        _draw(keys, tris, None, -1.0, width, height)
+    elif n_front == 0:
+        _draw(keys, tris, None, 1.0, width, height)
+    else:  # front faces first, then the back faces they do not hide
+        _draw(keys, tris, front.nonzero()[:, 0], -1.0, width, height)
         back = (~front).nonzero()[:, 0]
-        _draw(keys, tris, back[~_hidden(keys, tris, back, num_frames, width, height)], width, height)
-    elif count:
-        _draw(keys, tris, None, width, height)
-    return keys.bitwise_and_(_RANK_MASK).reshape(num_frames, height, width)
+        _draw(keys, tris, back[~_hidden(keys, tris, back, num_frames, width, height)], 1.0, width, height)
+    return keys
 
 
-def _draw(keys: torch.Tensor, tris: ScreenTriangles, index: torch.Tensor | None, width: int, height: int) -> None:
-    """Z-buffer the screen triangles ``index`` (all if None) into ``keys``."""
-    if index is not None and index.numel() == 0:
+def _draw(keys: torch.Tensor, tris: ScreenTriangles, index: torch.Tensor | None, orient: float, width: int,
+          height: int) -> None:
+    """Z-buffer the screen triangles ``index`` (all if None) into ``keys``; ``orient`` is the
+    sign of their doubled signed area (-1: clockwise, the front faces; 1: back faces)."""
+    if index is None:
+        index = torch.arange(len(tris), device=keys.device)
+    elif index.numel() == 0:
         return
-    spans = _spans(tris if index is None else tris.select(index), width, height, index, len(tris))
-    for cap, group in _pow2_groups(spans[1], spans):
+    rank = ((len(tris) - 1) - index).double()  # the low key bits: the lower index wins ties
+    spans = _spans(tris.select(index) if len(index) < len(tris) else tris, rank, orient, width, height)
+    for cap, group in _span_groups(spans):
         _scatter_spans(keys, group, cap)
 
 
@@ -269,29 +315,55 @@ def _hidden(keys: torch.Tensor, tris: ScreenTriangles, index: torch.Tensor, num_
     pixel of their bounding box ``[len(index)]`` (bool): conservative, so skipping them
     changes no pixel.
 
-    A hierarchical-z test: each 8x8 tile keeps the smallest inverse depth in the z-buffer
-    (0 if a pixel is empty), and a triangle whose bounding box touches at most 2x2 tiles is
-    hidden when its largest inverse depth (at a corner: it is affine on the triangle) is
-    below all of theirs. For a closed mesh this removes nearly every back face, leaving
-    those along the silhouette, which may show through gaps (open meshes) or not.
+    A hierarchical-z test: a pyramid of tiles (4x4 pixels, 8x8, 16x16...) keeps the smallest
+    inverse depth in the z-buffer (0 if a pixel is empty), and a triangle is hidden when its
+    largest inverse depth (at a corner: it is affine on the triangle) is below that of the
+    2x2 tiles of the finest level that hold its bounding box. For a closed mesh this removes
+    nearly every back face, leaving those along the silhouette, which may show through gaps
+    (open meshes) or not.
     """
-    tile = 8
-    inv_z = keys.view(torch.float64).clamp(min=0).float().view(num_frames, 1, height, width)  # empty: 0
-    tile_min = -torch.nn.functional.max_pool2d(-inv_z, tile, tile, ceil_mode=True)[:, 0]  # [F, h, w]
-    th, tw = tile_min.shape[1:]
+    levels = _depth_pyramid(keys, num_frames, width, height)
     t = tris.select(index)
     q = t.inv_depth
-    far = torch.amax(q[0] * t.x + q[1] * t.y + q[2], 0)  # [T]: the largest inverse depth
-    lo_x, hi_x = (torch.div(c, tile, rounding_mode="floor").long() for c in _pixel_range(t.x, width))
-    lo_y, hi_y = (torch.div(c, tile, rounding_mode="floor").long() for c in _pixel_range(t.y, height))
-    small = (hi_x - lo_x <= 1) & (hi_y - lo_y <= 1)
-    flat = tile_min.reshape(-1)
-    base = t.frame * (th * tw)
-    nearest = torch.minimum(
-        torch.minimum(flat.index_select(0, base + lo_y * tw + lo_x), flat.index_select(0, base + lo_y * tw + hi_x)),
-        torch.minimum(flat.index_select(0, base + hi_y * tw + lo_x), flat.index_select(0, base + hi_y * tw + hi_x)))
-    # The margin covers float32 rounding and the truncated key bits (both < 1e-7 relative).
-    return small & (far * (1 + 1e-5) < nearest)
+    near = torch.amax(q[0] * t.x + q[1] * t.y + q[2], 0)  # [T]: the largest inverse depth
+    box = t.box.long() >> 2  # in tiles of the finest level
+    extent = torch.maximum(box[1] - box[0], box[3] - box[2])
+    # At level L a box of extent <= 2^L finest tiles lies within 2x2 tiles.
+    level = _pow2_exponent(extent.double()).clamp_(0, len(levels) - 1)
+    sizes = torch.tensor([[lv.shape[1] * lv.shape[2], lv.shape[2]] for lv in levels], device=keys.device)
+    offset = torch.tensor([0] + [lv.numel() for lv in levels], device=keys.device).cumsum(0)
+    area, row = sizes.index_select(0, level).T
+    base = offset.index_select(0, level) + t.frame * area
+    x0, x1, y0, y1 = (b >> level for b in box)
+    flat = torch.cat([lv.reshape(-1) for lv in levels])
+    farthest = torch.minimum(
+        torch.minimum(flat.index_select(0, base + y0 * row + x0), flat.index_select(0, base + y0 * row + x1)),
+        torch.minimum(flat.index_select(0, base + y1 * row + x0), flat.index_select(0, base + y1 * row + x1)))
+    # The margin covers the truncated key bits (< 1e-7 relative).
+    return near * (1 + 1e-5) < farthest
+
+
+def _depth_pyramid(keys: torch.Tensor, num_frames: int, width: int, height: int) -> list[torch.Tensor]:
+    """The smallest inverse depth in the z-buffer ``keys`` over tiles of 4x4 pixels, then
+    8x8, ... up to a level of at most 2x2 tiles: ``[F, h, w]`` float64 each, 0 where a tile
+    holds an empty pixel (or reaches past the image). Minima of strided slices: several
+    times faster than ``max_pool2d`` on CPU."""
+    h, w = -(-height // 4), -(-width // 4)
+    # Keys order like the float64 inverse depth they hold; an empty key reads as a float
+    # <= 0. As floats, these minima are vectorised (int64 ones are many times slower).
+    k = keys.view(torch.float64).view(num_frames, height, width)
+    if (h * 4, w * 4) != (height, width):  # pad with empty pixels
+        k = torch.nn.functional.pad(k, (0, w * 4 - width, 0, h * 4 - height))
+    k = k.view(num_frames, h, 4, w * 4).amin(2)  # [F, h, 4 w]: minima of 4 rows
+    k = torch.minimum(k[..., 0::2], k[..., 1::2])
+    k = torch.minimum(k[..., 0::2], k[..., 1::2])  # [F, h, w]
+    levels = [k.clamp_(min=0)]
+    while max(levels[-1].shape[1:]) > 2:
+        lv = levels[-1]
+        lv = torch.nn.functional.pad(lv, (0, lv.shape[2] % 2, 0, lv.shape[1] % 2))  # 0: conservative
+        levels.append(torch.minimum(torch.minimum(lv[:, 0::2, 0::2], lv[:, 0::2, 1::2]),
+                                    torch.minimum(lv[:, 1::2, 0::2], lv[:, 1::2, 1::2])))
+    return levels
 
 
 def rasterize_face_ids(vertices: torch.Tensor, faces: torch.Tensor, intrinsics: torch.Tensor,
@@ -332,6 +404,32 @@ def rasterize_face_ids(vertices: torch.Tensor, faces: torch.Tensor, intrinsics: 
             index = draw(tris, f1 - f0, width, height).to(device) + 1  # triangle -1: background
         out.append(table.index_select(0, index.reshape(-1)).reshape(index.shape))
     return out[0] if len(out) == 1 else torch.cat(out)
+
+
+def rasterize_pixels(vertices: torch.Tensor, faces: torch.Tensor, intrinsics: torch.Tensor, width: int,
+                     height: int, near: float = DEFAULT_NEAR, cull_back_faces: bool = False,
+                     planes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The covered pixels of ``F`` frames and their front-most faces: the sparse form of
+    :func:`rasterize_face_ids` (torch backend, all frames in one batch), for per-pixel work
+    that skips the background.
+
+    Arguments as :func:`rasterize_face_ids`.
+    Returns:
+        ``covered [F, H, W]`` (bool); ``pixel [N]``: the flat indices of the covered pixels
+        into ``[F, H, W]`` (ascending); ``face [N]``: their front-most face as
+        ``f * M + face`` for frame ``f`` (int64).
+    """
+    if not (1 <= width <= MAX_IMAGE_SIZE and 1 <= height <= MAX_IMAGE_SIZE):
+        raise ValueError(f"image size {width}x{height} is outside 1..{MAX_IMAGE_SIZE}")
+    faces = faces.to(device=vertices.device, dtype=torch.long)
+    tris = project_faces(vertices, faces, intrinsics.to(vertices.device), width, height, near, cull_back_faces,
+                         planes)
+    keys = _zbuffer(tris, vertices.shape[0], width, height)
+    covered = keys > _empty_key(len(tris))
+    pixel = covered.nonzero()[:, 0]
+    index = (len(tris) - 1) - keys.index_select(0, pixel).bitwise_and_(_RANK_MASK)
+    face = (tris.frame * faces.shape[0] + tris.face).index_select(0, index)
+    return covered.view(vertices.shape[0], height, width), pixel, face
 
 
 def rasterize(vertices: torch.Tensor, faces: torch.Tensor, intrinsics: torch.Tensor,
@@ -420,32 +518,35 @@ def interpolate(fragments: Fragments, attributes: torch.Tensor, faces: torch.Ten
     return out.reshape(num_frames, height, width, channels)
 
 
-def _cross(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Cross product of vectors stored component-first, ``[3, N]``."""
-    return torch.stack([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
+def _snap(coord: torch.Tensor) -> torch.Tensor:
+    """Pixel coordinates rounded to the 1/SUBPIXEL grid."""
+    return torch.round(coord * SUBPIXEL) / SUBPIXEL
 
 
-def _inverse_depth_planes(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, fx: torch.Tensor,
-                          fy: torch.Tensor, cx: torch.Tensor, cy: torch.Tensor) -> torch.Tensor:
-    """``(a, b, c) [3, T]`` with ``1 / z = a u + b v + c`` on the planes of triangles with
-    camera-space corners ``x, y, z [3, T]``: ``n . K^-1 (u, v, 1) / n . A``."""
-    e1 = [t[1] - t[0] for t in (x, y, z)]
-    e2 = [t[2] - t[0] for t in (x, y, z)]
-    nx = e1[1] * e2[2] - e1[2] * e2[1]
-    ny = e1[2] * e2[0] - e1[0] * e2[2]
-    nz = e1[0] * e2[1] - e1[1] * e2[0]
-    d = nx * x[0] + ny * y[0] + nz * z[0]
-    inv_d = torch.where(d != 0, 1.0 / torch.where(d != 0, d, 1.0), 0.0)
-    a, b = nx * inv_d / fx, ny * inv_d / fy
-    return torch.stack([a, b, nz * inv_d - a * cx - b * cy])
+def _pixel_range(lo: torch.Tensor, hi: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """First and last pixel index whose centre lies within ``lo .. hi`` ``[T]``, clipped to
+    ``0 .. size - 1`` (float64; empty where ``last < first``)."""
+    return torch.ceil(lo - 0.5).clamp_(min=0), torch.floor(hi - 0.5).clamp_(max=size - 1)
 
 
-def _pixel_range(coord: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """First and last pixel index whose centre lies within the corners' range ``[3, T]``,
-    clipped to ``0 .. size - 1`` (float64; empty where ``last < first``)."""
-    lo = torch.minimum(torch.minimum(coord[0], coord[1]), coord[2])
-    hi = torch.maximum(torch.maximum(coord[0], coord[1]), coord[2])
-    return torch.ceil(lo - 0.5).clamp(min=0), torch.floor(hi - 0.5).clamp(max=size - 1)
+def _boxes(x: torch.Tensor, y: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """First and last column, first and last row of the pixels whose centre snapped
+    triangles ``x, y [3, T]`` may cover ``[4, T]`` (float64, clipped to the image; empty
+    where last < first). A horizontal bottom edge (two corners lowest) leaves out the row of
+    centres on it: by the top-left rule they are outside."""
+    lo_x, hi_x = _pixel_range(x.amin(0), x.amax(0), width)
+    y_min, y_max = y.amin(0), y.amax(0)
+    lo_y, hi_y = _pixel_range(y_min, y_max, height)
+    y_mid = y.sum(0).sub_(y_min).sub_(y_max)  # exact: multiples of 1/256 below 2^15
+    hi_y = torch.where(y_mid == y_max, torch.minimum(hi_y, torch.ceil(y_max - 0.5) - 1), hi_y)
+    return torch.stack([lo_x, hi_x, lo_y, hi_y])
+
+
+def _pow2_exponent(n: torch.Tensor) -> torch.Tensor:
+    """The smallest ``e >= 0`` with ``n <= 2^e`` for whole numbers ``n >= 1`` (float64), and a
+    negative number for ``n = 0`` (int64): the float exponent of ``n - 0.5``, read from its
+    bits (much cheaper than ``frexp``)."""
+    return ((n - 0.5).view(torch.int64) >> 52) - 1022
 
 
 def _clip(corners: torch.Tensor, k: torch.Tensor, frame: torch.Tensor, near: float, width: int,
@@ -500,110 +601,124 @@ def _clip_polygons(poly: torch.Tensor, count: torch.Tensor, normal: torch.Tensor
     return out, torch.where(new_count >= 3, new_count, 0)
 
 
-def _spans(tris: ScreenTriangles, width: int, height: int, index: torch.Tensor | None = None,
-           total: int | None = None) -> list[torch.Tensor]:
-    """The covered span of every bounding-box row of every triangle, as five ``[R]``
-    float64 arrays: first pixel (flat index), pixel count (0 for empty rows), inverse
-    depth at the first pixel and its step per pixel, and the triangle's z-buffer rank
-    (the low key bits: ``T - 1 - index``, so the lower index wins ties); ``index`` gives
-    the triangles' indices when ``tris`` is a selection of ``total = T`` triangles."""
+def _spans(tris: ScreenTriangles, rank: torch.Tensor, orient: float, width: int, height: int) -> torch.Tensor:
+    """The covered span of every bounding-box row of every triangle ``[5, R]`` (float64):
+    first pixel (flat index), pixel count (0 for empty rows), inverse depth at the first
+    pixel and its step per pixel, and the triangle's z-buffer rank (``rank [T]``). All
+    triangles have the orientation ``orient`` (the sign of their doubled signed area)."""
     x, y = tris.x, tris.y
-    lo_x, hi_x = _pixel_range(x, width)
-    lo_y, hi_y = _pixel_range(y, height)
+    lo_x, hi_x, lo_y, hi_y = tris.box
     ox, oy = lo_x + 0.5, lo_y + 0.5  # centre of the bounding box's first pixel
-    orient = torch.sign((x[1] - x[0]) * (y[2] - y[0]) - (y[1] - y[0]) * (x[2] - x[0]))
-    # Edge i runs from corner i + 1 to i + 2; E = a dx + b dy + c at the pixel centre
-    # (ox + dx, oy + dy), positive inside for either winding; exact in float64.
-    x1, y1, x2, y2 = x.roll(-1, 0), y.roll(-1, 0), x.roll(-2, 0), y.roll(-2, 0)
-    a = (y1 - y2) * orient
-    b = (x2 - x1) * orient
-    c = a * (ox - x1) + b * (oy - y1)
-    c += torch.where((a > 0) | ((a == 0) & (b > 0)), _TIE, 0.0)  # top-left rule
-    # A horizontal bottom edge (inside above it) excludes the row of centres on it.
-    bottom = ((a == 0) & (b < 0)).any(0)
-    y_max = torch.maximum(torch.maximum(y[0], y[1]), y[2])
-    hi_y = torch.where(bottom, torch.minimum(hi_y, torch.ceil(y_max - 0.5) - 1), hi_y)
-    # Along a row, E > 0 <=> dx > w (a > 0, a left edge) or dx < w (a < 0, a right edge)
-    # with w = -(b dy + c) / a. The span is [max over left edges of floor(w) + 1, min over
-    # right edges of ceil(w) - 1]; with s = -(b dy + c) / |a| both read floor(s) + 1, the
-    # second negated. The quotient is never within 2^-18 / |a| of an integer and its
-    # rounding error is far below that, so the floors are exact.
-    abs_a = torch.where(a == 0, 1.0, a.abs())
-    slope, offset = -b / abs_a, -c / abs_a
-    slots = []
-    for side in (a > 0, a < 0):  # every triangle has one or two edges of each side
-        for order in ((0, 1, 2), (2, 1, 0)):  # the first and the last of them
-            i, j, k = order
-            pick = lambda t: torch.where(side[i], t[i], torch.where(side[j], t[j], t[k]))  # noqa: E731
-            slots += [pick(slope), pick(offset)]
+    nxt, after = _i(_NEXT, x), _i(_AFTER, x)
+    x1, y1, x2, y2 = x.index_select(0, nxt), y.index_select(0, nxt), x.index_select(0, after), y.index_select(0, after)
+    # E = a dx + b dy + c at the pixel centre (ox + dx, oy + dy) for each edge, positive
+    # inside: exact in float64 (multiples of 2^-16 px^2).
+    a, b = (y1 - y2, x2 - x1) if orient > 0 else (y2 - y1, x1 - x2)
+    c = torch.addcmul(a * (ox - x1), b, oy - y1)
+    # Top-left rule: +2^-18 on the edges that own the centres on them, -2^-18 on the others:
+    # E > 0 decides, and E is never 0. Owners are left edges (a > 0) and top edges (a = 0,
+    # b > 0), i.e. a + b 2^-24 > 0 (a is a multiple of 2^-8 and |b| < 2^15).
+    c.add_(torch.add(a, b, alpha=2.0**-24).sign_(), alpha=_TIE)
+    # Along a row, E > 0 <=> dx > s on a left edge (a > 0) and dx < -s on a right edge
+    # (a < 0), with s = -(b dy + c) / |a|: the span is [max over left edges of floor(s) + 1,
+    # min over right edges of ceil(-s) - 1] = [floor(max s + 1), floor(min -s)]. s is never
+    # within 2^-18 / |a| of an integer and its rounding error is far below that, so the
+    # floors are exact. (Horizontal edges give infinities here; they are never picked.)
+    inv_a = a.abs().reciprocal_().neg_()
+    per_edge = torch.stack([b * inv_a, c * inv_a])  # [(slope, offset), 3 edges, T]
+    # The largest a is a left edge, the smallest a right one; the third is left, right or
+    # horizontal. Slots (left, left, right, right) hold them, an edge twice if it is alone.
+    hi, lo = _argmax3(a), _argmax3(-a)
+    mid = 3 - hi - lo
+    a_mid = a.gather(0, mid[None])[0]
+    slots = torch.stack([hi, torch.where(a_mid > 0, mid, hi), lo, torch.where(a_mid < 0, mid, lo)])
+    s = per_edge.gather(1, slots.expand(2, -1, -1))  # [(slope, offset), 4 slots, T]
+    s[1, :2] += 1  # left edges: floor(s + 1)
+    s[:, 2:].neg_()  # right edges: floor(-s)
     q = tris.inv_depth
-    rank = ((len(tris) if total is None else total) - 1) - (
-        torch.arange(len(tris), device=x.device) if index is None else index).double()
-    per_tri = slots + [
-        hi_y - lo_y + 1, hi_x - lo_x,  # rows, last column offset
-        ((tris.frame * height + lo_y.long()) * width + lo_x.long()).double(),  # first pixel
-        q[0] * ox + q[1] * oy + q[2], q[0], q[1], rank,  # inverse depth at it, its steps
-    ]
+    first_pixel = torch.addcmul(lo_y, tris.frame.double(), lo_y.new_tensor(float(height))).mul_(width).add_(lo_x)
+    per_tri = torch.cat([s.reshape(8, -1), torch.stack([
+        hi_y - lo_y + 1, hi_x - lo_x, first_pixel,  # rows, last column, first pixel (exact)
+        q[0] * ox + q[1] * oy + q[2], q[0], q[1], rank,  # inverse depth there, its steps; rank
+    ])]).T.contiguous()  # [T, 15]: one row per triangle, gathered at once
     # One span per bounding-box row: triangles grouped by row count (padded to a power of
     # two, the extra rows left empty) so each group is a dense [rows, triangles] block of
-    # broadcast arithmetic (triangles innermost: long, vectorised inner loops), written
-    # straight into one table.
-    groups = list(_pow2_groups(per_tri[8], per_tri))
-    spans = x.new_empty(5, sum(cap * len(g[0]) for cap, g in groups))
-    start = 0
-    for cap, g in groups:
-        n = len(g[0]) * cap
-        _row_spans(g, cap, width, spans[:, start:start + n].view(5, cap, -1))
-        start += n
-    return list(spans)
+    # broadcast arithmetic, written straight into one table.
+    order, groups = _pow2_groups(_pow2_exponent(per_tri[:, 8]))
+    per_tri = per_tri.index_select(0, order)
+    spans = x.new_empty(5, sum(cap * (end - start) for cap, start, end in groups))
+    at = 0
+    for cap, start, end in groups:
+        n = (end - start) * cap
+        _row_spans(per_tri[start:end], cap, width, spans[:, at:at + n].view(5, cap, -1))
+        at += n
+    return spans
 
 
-def _row_spans(g: list[torch.Tensor], cap: int, width: int, out: torch.Tensor) -> None:
+def _argmax3(v: torch.Tensor) -> torch.Tensor:
+    """``v.argmax(0)`` for ``v [3, T]`` by two comparisons (``argmax`` over a leading
+    dimension is several times slower on CPU)."""
+    first = (v[1] > v[0]).long()
+    return torch.where(v[2] > torch.maximum(v[0], v[1]), 2, first)
+
+
+def _row_spans(g: torch.Tensor, cap: int, width: int, out: torch.Tensor) -> None:
     """Write the spans ``out [5, cap, T]`` of the first ``cap`` rows of triangles with the
-    per-triangle values ``g`` of :func:`_spans` (rows past a triangle's last are empty)."""
-    col = lambda i: g[i][None]  # noqa: E731  [1, T]
-    dy = torch.arange(cap, device=g[0].device, dtype=torch.float64)[:, None]  # [cap, 1]
-    bound = [torch.addcmul(col(i + 1), col(i), dy).floor_() for i in (0, 2, 4, 6)]
-    first = torch.maximum(bound[0], bound[1]).add_(1).clamp_(min=0)
-    last = torch.minimum(torch.maximum(bound[2], bound[3]).neg_().sub_(1), col(9))
-    count = (last - first).add_(1).clamp_(min=0).mul_(dy < col(8))
-    torch.add(torch.addcmul(col(10), dy, dy.new_tensor(float(width))), first, out=out[0])
-    out[1] = count
-    torch.addcmul(torch.addcmul(col(11), col(13), dy), col(12), first, out=out[2])
-    out[3] = col(12)
-    out[4] = col(14)
+    per-triangle values ``g [T, 15]`` of :func:`_spans` (rows past a triangle's last are empty).
+    Float arithmetic only: comparisons and bool masks are several times slower on CPU."""
+    col = g.T.contiguous()  # [15, T]: col[i] broadcasts over the rows (contiguous: vectorised loops)
+    dy = torch.arange(cap, device=g.device, dtype=torch.float64)[:, None]  # [cap, 1]
+    first = torch.maximum(torch.addcmul(col[4], col[0], dy), torch.addcmul(col[5], col[1], dy)).floor_().clamp_(min=0)
+    last = torch.minimum(torch.addcmul(col[6], col[2], dy), torch.addcmul(col[7], col[3], dy)).floor_()
+    count = torch.minimum(last, col[9], out=out[1]).sub_(first).add_(1)
+    torch.minimum(count, (col[8] - dy).mul_(width), out=count).clamp_(min=0)  # rows past the last: <= 0
+    torch.add(torch.addcmul(col[10], dy, dy.new_tensor(float(width))), first, out=out[0])
+    torch.addcmul(torch.addcmul(col[11], col[13], dy), col[12], first, out=out[2])
+    out[3] = col[12]
+    out[4] = col[14]
 
 
-def _pow2_groups(size: torch.Tensor, values: list[torch.Tensor]):
-    """Yield ``(cap, group)``: the ``values`` (arrays ``[N]``) of the items with
-    ``cap / 2 < size <= cap``, for each power of two ``cap`` (items with ``size < 1`` are
-    left out). One stable sort on a small integer key, then contiguous slices: cheaper on
-    CPU than a mask and ``nonzero`` per group."""
-    if size.numel() == 0:
-        return
-    exponent = torch.frexp(size - 1).exponent  # 2^e >= size > 2^(e-1) for size >= 1
-    exponent = torch.where(size >= 1, exponent, -1).to(torch.int8)
-    counts = torch.bincount(exponent.long() + 1).tolist()
-    order = torch.argsort(exponent, stable=True)
-    values = [v.index_select(0, order) for v in values]
-    start = counts[0]
-    for e, n in enumerate(counts[1:]):
-        if n:
-            yield 1 << e, [v[start:start + n] for v in values]
-        start += n
+def _span_groups(spans: torch.Tensor):
+    """Yield ``(cap, group)``: the spans ``[5, n]`` of ``cap / 2 < length <= cap`` pixels for
+    each power of two ``cap`` (empty spans left out)."""
+    order, sizes = _pow2_groups(_pow2_exponent(spans[1]))
+    spans = _gather_rows(spans, order)
+    for cap, start, end in sizes:
+        yield cap, spans[:, start:end]
 
 
-def _scatter_spans(keys: torch.Tensor, spans: list[torch.Tensor], cap: int) -> None:
-    """``amax`` the z-buffer keys of spans (see :func:`_spans`) of 1 to ``cap`` pixels
-    into ``keys``.
+def _pow2_groups(exponent: torch.Tensor) -> tuple[torch.Tensor, list[tuple[int, int, int]]]:
+    """Group items by their (small, int64) ``exponent``: the indices of the items with
+    ``exponent >= 0`` sorted by it ``[N']``, and per exponent ``e`` present ``(2^e, start,
+    end)``, their slice of that order. One sort on an int8 key, then contiguous slices:
+    cheaper on CPU than a mask and ``nonzero`` per group."""
+    exponent, order = torch.sort(exponent.clamp_(min=-1).to(torch.int8))
+    if exponent.numel() == 0:
+        return order, []
+    bounds = torch.searchsorted(exponent, torch.arange(-1, int(exponent[-1]) + 2, dtype=torch.int8,
+                                                       device=exponent.device)).tolist()
+    skip = bounds[1]
+    groups = [(1 << e, start - skip, end - skip) for e, (start, end) in enumerate(zip(bounds[1:], bounds[2:]))
+              if end > start]
+    return order[skip:], groups
+
+
+def _scatter_spans(keys: torch.Tensor, spans: torch.Tensor, cap: int) -> None:
+    """``amax`` the z-buffer keys of spans ``[5, n]`` (see :func:`_spans`) of 1 to ``cap``
+    pixels into ``keys``.
 
     Key: the bits of the positive float64 inverse depth (ordered like its value, nearer is
     larger) with the low bits replaced by the triangle's rank. Slots past a span's end
     repeat its last pixel (same pixel, same key), which is cheaper than masking them.
     """
+    first, count, inv_z0, step, rank = spans
+    if cap == 1:  # the most common span: one pixel
+        key = inv_z0.view(torch.int64).bitwise_and(~_RANK_MASK).bitwise_or_(rank.long())
+        keys.scatter_reduce_(0, first.long(), key, "amax")
+        return
     j = torch.arange(cap, device=keys.device, dtype=torch.float64)[:, None]  # [cap, 1]: spans innermost
-    j = torch.minimum(j, (spans[1] - 1)[None])
-    inv_z = torch.addcmul(spans[2][None], spans[3][None], j)
-    key = inv_z.view(torch.int64).bitwise_and_(~_RANK_MASK).bitwise_or_(spans[4].long()[None])
-    pix = j.add_(spans[0][None]).long()
+    j = torch.minimum(j, (count - 1)[None])
+    inv_z = torch.addcmul(inv_z0[None], step[None], j)
+    key = inv_z.view(torch.int64).bitwise_and_(~_RANK_MASK).bitwise_or_(rank.long()[None])
+    pix = j.add_(first[None]).long()
     keys.scatter_reduce_(0, pix.reshape(-1), key.reshape(-1), "amax")

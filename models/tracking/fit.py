@@ -38,9 +38,8 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -49,6 +48,7 @@ from torch import Tensor
 from ..body.upper_body import LANDMARK_INDEX, LandmarkRig, UpperBodyModel, UpperBodyParams
 from ..camera import FRONTAL_W2C_ROTATION, CameraTrajectory, check_fov, focal_from_fov, fov_from_focal
 from ..errors import InputError
+from ..threads import one_torch_thread
 from .keypoints import Keypoints2D
 
 # anny's face actions that sparse face landmarks can tell apart; the others stay 0.
@@ -572,7 +572,7 @@ def fit_sequence(model: UpperBodyModel, observations: Keypoints2D, camera_fov_de
     start = time.perf_counter()
     # ComfyUI runs nodes under inference_mode: the fit updates its own tensors in place, so
     # they are created here, outside it (no autograd: the solver forms its own derivatives).
-    with torch.inference_mode(False), torch.no_grad(), _one_intra_op_thread():
+    with torch.inference_mode(False), torch.no_grad(), one_torch_thread():
         problem = _Problem(model, observations, camera_fov_deg)
         unfitted = {"shape"} if not fit_shape else set()
         unfitted |= {"log_focal"} if not problem.fit_focal else set()
@@ -597,24 +597,6 @@ def fit_sequence(model: UpperBodyModel, observations: Keypoints2D, camera_fov_de
         err = problem.residuals(u).norm(dim=-1)  # [F, K]
         focal = float(problem.focal(u))
     return params, _camera(problem, focal), _report(problem, err, focal, observations, time.perf_counter() - start)
-
-
-@contextmanager
-def _one_intra_op_thread() -> Iterator[None]:
-    """Run with one intra-op thread, restoring the caller's count after.
-
-    The fit is thousands of small ops (3x3 to 84x84 products, Cholesky factors of the banded
-    solve) that a second thread cannot speed up; each BLAS/LAPACK call still opens a parallel
-    region, and while other processes keep the cores busy every region waits for a scheduler
-    time slice: measured on 2 loaded cores, an 84x84 Cholesky factor took 12 ms with 2 threads
-    and 0.07 ms with one, and a whole fit several times longer.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _camera(problem: _Problem, focal: float) -> CameraTrajectory:

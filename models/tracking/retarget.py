@@ -18,7 +18,6 @@ reference's head.
 """
 from __future__ import annotations
 
-import torch
 from kornia.geometry.conversions import axis_angle_to_rotation_matrix, rotation_matrix_to_axis_angle
 from torch import Tensor
 

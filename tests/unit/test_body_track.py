@@ -22,12 +22,8 @@ from test_tracking import FOV, HEIGHT, WIDTH, _angle_deg, _camera, _head_orienta
 ITERATIONS = 30
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Synthesis and rendering are many small ops too: one thread, as the fits use.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _random_params(model, frames, seed, scale=0.3):

@@ -19,7 +19,8 @@ from factorportrait.models.render.shading import BACKGROUND, SKIN, shade_normal_
 from factorportrait.models.tracking import fit_sequence, mediapipe_available
 from factorportrait.models.tracking import mediapipe_detector as mpd
 from factorportrait.models.tracking.mediapipe_detector import detect_landmarks
-from test_body_models import anny_cache_dir, anny_model, smplx_folder, smplx_model  # noqa: F401
+from test_body_models import (anny_cache_dir, anny_model, face_smplx_folder, face_smplx_model,  # noqa: F401
+                              smplx_folder, smplx_model)
 from test_tracking import FRAMES, FOV, _angle_deg, _head_orientation, _truth
 
 SIZE = 512
@@ -102,6 +103,36 @@ def test_detects_and_tracks_shaded_renders_of_anny(mediapipe, anny_model, anny_v
     print(f"anny via MediaPipe: detection error median {detection_px.median():.2f} px; head error median "
           f"{err.median():.2f}°, max {err.max():.2f}°; jaw corr {corr:.3f} (fitted max {fitted.max():.2f}, "
           f"true {true.max():.2f}); {report.summary()}")
+    assert err.median() < 3.0, err
+    assert corr > 0.9, (fitted, true)
+
+
+def test_detects_and_tracks_shaded_renders_of_a_smplx_with_a_face(mediapipe, face_smplx_model, one_thread):
+    # An SMPL-X-format model with anny's face (test_body_models.write_face_smplx): its jaw is a
+    # joint (jaw pitch in radians), its landmarks SMPL-X's iBUG points.
+    model = face_smplx_model
+    truth = _truth(model)
+    images, camera = _shaded(model, truth)
+    kp = detect_landmarks(images)
+    assert kp.missing_frames == [], kp.notes
+
+    with torch.no_grad():
+        world = model.posed_landmarks(truth)
+    projected = camera.project(world, SIZE, SIZE)[..., :2].float()
+    names = [n for n in MESH_LANDMARKS if n in model.landmark_names]
+    cols = [LANDMARK_INDEX[n] for n in names]
+    detection_px = (kp.points[:, cols] - projected[:, [model.landmark_names.index(n) for n in names]]).norm(dim=-1)
+
+    params, _, report = fit_sequence(model, kp, camera_fov_deg=FOV)
+
+    err = _angle_deg(_head_orientation(params), _head_orientation(truth))
+    jaw = model.face_labels.index(model.jaw_open_label)
+    fitted, true = params.face[:, jaw].detach(), truth.face[:, jaw]
+    corr = float(torch.corrcoef(torch.stack([fitted, true]))[0, 1])
+    print(f"SMPL-X with a face via MediaPipe: detection error median {detection_px.median():.2f} px; head error "
+          f"median {err.median():.2f}°, max {err.max():.2f}°; jaw corr {corr:.3f} (fitted max {fitted.max():.2f}, "
+          f"true {true.max():.2f}); {report.summary()}")
+    assert detection_px.median() < 8.0, detection_px.median()
     assert err.median() < 3.0, err
     assert corr > 0.9, (fitted, true)
 

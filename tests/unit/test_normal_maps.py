@@ -183,6 +183,23 @@ def test_equal_lengths_pair_up_and_chunking_changes_nothing():
     assert torch.equal(image[3], one[0])
 
 
+def test_chunks_rendered_side_by_side_on_threads_match_one_thread_and_keep_the_caller_state():
+    verts, faces = _moving_sphere(6)
+    camera = tr.orbit(6, tr.View(yaw=-20, distance=1.0, fov=40), yaw_end=20)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)  # one thread: chunks one after another
+        single = render_normal_maps(verts, faces, camera, W, H, frames_per_chunk=2)
+        torch.set_num_threads(3)  # three chunks side by side, as ComfyUI calls it
+        with torch.inference_mode():
+            image, mask = render_normal_maps(verts, faces, camera, W, H, frames_per_chunk=2)
+            assert image.is_inference()
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(image, single[0]) and torch.equal(mask, single[1])
+
+
 def test_length_mismatch_is_an_error_naming_camera_body_track_and_both_lengths():
     verts, faces = _moving_sphere(4)
     camera = tr.orbit(3, tr.View(), yaw_end=30)

@@ -130,6 +130,17 @@ def test_random_triangles_match_the_analytic_point_in_triangle_test(seed):
         assert torch.equal(ids >= 0, exact_inside(uv))
 
 
+def test_centres_exactly_on_edges_of_any_slope_follow_the_top_left_rule():
+    # Corners on pixel centres (rows spaced 3/4 px): many centres lie exactly on edges
+    # whose span boundaries are whole pixels, where float rounding must not decide.
+    g = torch.Generator().manual_seed(7)
+    for _ in range(150):
+        uv = torch.randint(0, 60, (3, 2), generator=g).double() * torch.tensor([1.0, 0.75]) + 0.5
+        verts = unproject(uv, torch.tensor([1.0, 1.3, 2.1]))
+        ids = face_ids(verts, torch.tensor([[0, 1, 2]]))[0]
+        assert torch.equal(ids >= 0, exact_inside(uv))
+
+
 def _lattice_mesh(step: float, origin: tuple[float, float], nx: int, ny: int, seed: int):
     """A grid of quads split along alternating diagonals; vertices on pixel centres."""
     g = torch.Generator().manual_seed(seed)
@@ -377,6 +388,32 @@ def test_back_faces_in_front_of_front_faces_are_never_skipped():
     ids = face_ids(verts, faces)[0]
     assert torch.equal(ids, exact_zbuffer(verts, faces))
     assert (ids < len(bowl)).sum() > 300  # the bowl's inside shows
+
+
+@pytest.mark.parametrize("width,height", [(W, H), (61, 37), (130, 90)])
+def test_hierarchical_z_pass_changes_no_pixel(monkeypatch, width, height):
+    # Open spheres seen from several sides plus a random soup, at image sizes that are not
+    # multiples of the 4-pixel tiles: skipping the back faces it proves hidden must give
+    # exactly the z-buffer of drawing them all.
+    v, f = icosphere(3)
+    k = torch.tensor([[60.0, 0, width / 2], [0, 60.0, height / 2], [0, 0, 1]], dtype=torch.float64)
+    open_faces = f[~(v[f][:, :, 0] > 0.7).all(1)]  # a hole on the +x side
+    g = torch.Generator().manual_seed(3)
+    frames = []
+    for i in range(3):
+        rot = torch.linalg.matrix_exp(torch.tensor([[0.0, -1, 0.5], [1, 0, -0.3], [-0.5, 0.3, 0]]) * (0.7 * i))
+        frames.append(v @ rot.T.double() * 0.5 + torch.tensor([0.1 * i, 0.0, 1.6], dtype=torch.float64))
+    verts = torch.stack(frames)
+    soup, soup_faces = random_soup(4, 60)
+    soup = soup * torch.tensor([width / W, height / H, 1.0], dtype=torch.float64)
+    verts = torch.cat([verts, soup[None].expand(3, -1, -1)], 1)
+    faces = torch.cat([open_faces, soup_faces + len(v)])
+    ids = rz.rasterize_face_ids(verts, faces, k.expand(3, 3, 3), width, height)
+    skipped = []
+    monkeypatch.setattr(rz, "_hidden", lambda keys, tris, index, *a: skipped.append(len(index)) or
+                        torch.zeros(len(index), dtype=torch.bool))
+    assert torch.equal(rz.rasterize_face_ids(verts, faces, k.expand(3, 3, 3), width, height), ids)
+    assert skipped  # the back-face pass ran
 
 
 def test_world_mesh_through_a_camera_trajectory():

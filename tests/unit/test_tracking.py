@@ -22,14 +22,8 @@ DROPPED = (5, 11)
 JAW_AMOUNT = {"anny": 0.8, "smplx": 0.3}  # jawOpen weight; SMPL-X jaw pitch in radians
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # The fit is thousands of tiny ops: on a 2-core machine shared with other jobs, two
-    # intra-op threads spend most of their time waiting for each other (4-8x slower).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Synthesis and rendering are many small ops too: one thread, as the fits use.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # -- synthesis ---------------------------------------------------------------------------------
