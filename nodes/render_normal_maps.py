@@ -36,8 +36,9 @@ class RenderNormalMaps(io.ComfyNode):
                 io.Int.Input("height", default=512, min=16, max=8192, step=16,
                              tooltip="Image height in pixels (the video's height; a multiple of 16 for Wan)."),
                 io.Combo.Input("backend", options=list(BACKENDS), default="torch", tooltip=(
-                    "torch: the built-in rasterizer (CPU or GPU). moderngl: OpenGL (EGL) on the CPU, "
-                    "the same images (normals equal to float32 rounding); needs the 'opengl' extra.")),
+                    "torch: the built-in rasterizer (CPU or GPU; also the faster one on the CPU). moderngl: "
+                    "OpenGL (EGL) on the CPU, the same masks; a few pixels where two surfaces meet at "
+                    "equal depth may differ; needs the 'opengl' extra.")),
             ],
             outputs=[
                 io.Image.Output(display_name="normal_maps", tooltip="Normal maps [frames, height, width, 3]."),
