@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from . import cache
-from .upper_body import LANDMARK_INDEX, UpperBodyModel, fit_point_regressor
+from .upper_body import LANDMARK_INDEX, UpperBodyModel, fit_point_regressor, pack_regressors
 
 ARKIT_FACE_ACTIONS: tuple[str, ...] = (
     "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight",
@@ -152,12 +152,7 @@ class AnnyUpperBody(UpperBodyModel):
             nearest = carried[(template[carried] - point).norm(dim=1).argsort()[:48]]
             regressors[name] = fit_point_regressor(template, nearest, point)
         self.landmark_names = [n for n in LANDMARK_INDEX if n in regressors]
-        width = max(len(regressors[n][0]) for n in self.landmark_names)
-        index = torch.zeros(len(self.landmark_names), width, dtype=torch.long)
-        weight = torch.zeros(len(self.landmark_names), width, dtype=template.dtype)
-        for k, n in enumerate(self.landmark_names):
-            i, w = regressors[n]
-            index[k, :len(i)], weight[k, :len(w)] = i, w
+        index, weight = pack_regressors(regressors, self.landmark_names, template.dtype)
         (li, lw), (ri, rw) = regressors["ear_left"], regressors["ear_right"]
         return index, weight, torch.cat([li, ri]), torch.cat([lw, rw]) / 2
 

@@ -32,7 +32,7 @@ from torch import Tensor
 
 from ..errors import InputError
 from .upper_body import (LANDMARKS, UpperBodyModel, UpperBodyParams, cut_mesh, fit_point_regressor,
-                         upper_body_vertices)
+                         pack_regressors, upper_body_vertices)
 
 GENDERS = ("neutral", "male", "female")
 JOINT_NAMES = (
@@ -212,12 +212,7 @@ class SmplxUpperBody(UpperBodyModel):
             regressors[f"shoulder_{side}"] = self._fit(template, carried, joints[index[f"{side}_shoulder"]])
 
         self.landmark_names = [lm.name for lm in LANDMARKS if lm.name in regressors]
-        width = max(len(regressors[n][0]) for n in self.landmark_names)
-        idx = torch.zeros(len(self.landmark_names), width, dtype=torch.long)
-        w = torch.zeros(len(self.landmark_names), width, dtype=torch.float64)
-        for k, n in enumerate(self.landmark_names):
-            i, wk = regressors[n]
-            idx[k, :len(i)], w[k, :len(wk)] = i, wk
+        idx, w = pack_regressors(regressors, self.landmark_names, torch.float64)
         if "ear_left" in regressors and "ear_right" in regressors:
             (li, lw), (ri, rw) = regressors["ear_left"], regressors["ear_right"]
             center = torch.cat([li, ri]), torch.cat([lw, rw]) / 2

@@ -213,6 +213,19 @@ def fit_point_regressor(vertices: Tensor, candidates: Tensor, point: Tensor) -> 
     return candidates, w.to(vertices.dtype)
 
 
+def pack_regressors(regressors: dict[str, tuple[Tensor, Tensor]], names: list[str],
+                    dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """Per-landmark ``(vertex indices [N_k], weights [N_k])`` of ``names`` as zero-padded
+    ``index [K, N]`` and ``weight [K, N]`` (padding: vertex 0 with weight 0)."""
+    width = max(len(regressors[n][0]) for n in names)
+    index = torch.zeros(len(names), width, dtype=torch.long)
+    weight = torch.zeros(len(names), width, dtype=dtype)
+    for k, n in enumerate(names):
+        i, w = regressors[n]
+        index[k, :len(i)], weight[k, :len(w)] = i, w
+    return index, weight
+
+
 def upper_body_vertices(vertices: Tensor, arm_weight: Tensor, shoulders: Tensor, elbows: Tensor,
                         floor: float, arm_margin: float = 0.03) -> Tensor:
     """Vertices of the upper-body cut ``[V]`` bool: above ``floor``, arms cut off.

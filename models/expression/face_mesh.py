@@ -18,7 +18,7 @@ from torch import Tensor
 from ..body.upper_body import LANDMARKS
 from ..errors import InputError
 from ..tracking import mediapipe_detector as mpd
-from ..tracking.keypoints import Keypoints2D, _frame_list
+from ..tracking.keypoints import Keypoints2D, _frame_list, checked_observations
 
 FACE_MESH_POINTS = 478  # 468 mesh points + 2 x 5 iris points (refine_landmarks)
 Progress = Callable[[int, int], None]
@@ -42,17 +42,8 @@ class FaceMeshDetections:
     notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.points = torch.as_tensor(self.points, dtype=torch.float32)
-        self.confidence = torch.as_tensor(self.confidence, dtype=torch.float32)
-        if self.points.ndim != 3 or tuple(self.points.shape[1:]) != (FACE_MESH_POINTS, 2) or len(self.points) < 1:
-            raise InputError("landmarks", f"face-mesh points must be [frames >= 1, {FACE_MESH_POINTS}, 2], "
-                                          f"got {tuple(self.points.shape)}.")
-        if tuple(self.confidence.shape) != tuple(self.points.shape[:2]):
-            raise InputError("landmarks", f"confidence must be {tuple(self.points.shape[:2])}, "
-                                          f"got {tuple(self.confidence.shape)}.")
-        bad = ~torch.isfinite(self.points).all(-1) | ~torch.isfinite(self.confidence)
-        self.confidence = torch.where(bad, 0.0, self.confidence.clamp(0, 1))
-        self.points = torch.where(bad[..., None], 0.0, self.points)
+        self.points, self.confidence = checked_observations(self.points, self.confidence, FACE_MESH_POINTS,
+                                                            "landmarks", "face-mesh points")
 
     @property
     def frames(self) -> int:

@@ -31,6 +31,20 @@ LANDMARK_NAMES: tuple[str, ...] = tuple(lm.name for lm in LANDMARKS)
 NORMALISED_MAX = 1.5
 
 
+def checked_observations(points: Tensor, confidence: Tensor, num_points: int, input_name: str,
+                         what: str = "points") -> tuple[Tensor, Tensor]:
+    """Float32 ``points [F, K, 2]`` and ``confidence [F, K]`` (clamped to 0..1), validated;
+    missing or non-finite observations get no weight and a harmless position (0, 0)."""
+    points = torch.as_tensor(points, dtype=torch.float32)
+    confidence = torch.as_tensor(confidence, dtype=torch.float32)
+    if points.ndim != 3 or tuple(points.shape[1:]) != (num_points, 2) or points.shape[0] < 1:
+        raise InputError(input_name, f"{what} must be [frames >= 1, {num_points}, 2], got {tuple(points.shape)}.")
+    if tuple(confidence.shape) != tuple(points.shape[:2]):
+        raise InputError(input_name, f"confidence must be {tuple(points.shape[:2])}, got {tuple(confidence.shape)}.")
+    bad = ~torch.isfinite(points).all(-1) | ~torch.isfinite(confidence)
+    return torch.where(bad[..., None], 0.0, points), torch.where(bad, 0.0, confidence.clamp(0, 1))
+
+
 @dataclass
 class Keypoints2D:
     """Landmarks of ``F`` frames of a ``width`` x ``height`` video.
@@ -51,23 +65,10 @@ class Keypoints2D:
     notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.points = torch.as_tensor(self.points, dtype=torch.float32)
-        self.confidence = torch.as_tensor(self.confidence, dtype=torch.float32)
-        k = len(self.names)
-        if self.points.ndim != 3 or tuple(self.points.shape[1:]) != (k, 2):
-            raise InputError("keypoints", f"points must be [frames, {k}, 2], got {tuple(self.points.shape)}.")
-        if tuple(self.confidence.shape) != tuple(self.points.shape[:2]):
-            raise InputError("keypoints", f"confidence must be {tuple(self.points.shape[:2])}, "
-                                          f"got {tuple(self.confidence.shape)}.")
-        if self.points.shape[0] < 1:
-            raise InputError("keypoints", "no frames.")
+        self.points, self.confidence = checked_observations(self.points, self.confidence, len(self.names), "keypoints")
         if int(self.width) < 1 or int(self.height) < 1:
             raise InputError("keypoints", f"image size must be positive, got {self.width}x{self.height}.")
         self.width, self.height = int(self.width), int(self.height)
-        # Missing or non-finite observations carry no weight and a harmless position.
-        bad = ~torch.isfinite(self.points).all(-1) | ~torch.isfinite(self.confidence)
-        self.confidence = torch.where(bad, 0.0, self.confidence.clamp(0, 1))
-        self.points = torch.where(bad[..., None], 0.0, self.points)
 
     @property
     def frames(self) -> int:
