@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass, field
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from .errors import InputError
 from .factorportrait_dit import FactorPortraitDiT
@@ -57,11 +57,20 @@ def is_control_key(key: str) -> bool:
 def save_checkpoint(model: FactorPortraitDiT, path: str, *, controls_only: bool = False,
                     expression_encoder: str | None = None) -> None:
     """Write a full checkpoint, or with ``controls_only`` just the new layers."""
+    with open(path, "wb") as f:
+        f.write(checkpoint_bytes(model.state_dict(), model.config_dict, controls_only=controls_only,
+                                 expression_encoder=expression_encoder))
+
+
+def checkpoint_bytes(state: dict[str, torch.Tensor], config_dict: dict, *, controls_only: bool = False,
+                     expression_encoder: str | None = None, extra_metadata: dict[str, str] | None = None) -> bytes:
+    """The bytes of a full (or ``controls_only``) checkpoint file of a model's ``state``
+    (``FactorPortraitDiT.state_dict()``) and ``config_dict`` (``FactorPortraitDiT.config_dict``);
+    ``extra_metadata``: more string entries (e.g. the trainer's run description)."""
     meta = {"format_version": FORMAT_VERSION, "kind": "controls" if controls_only else "full",
-            **model.config_dict, "expression_encoder": expression_encoder}
-    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()
-               if is_control_key(k) or not controls_only}
-    save_file(tensors, path, metadata={METADATA_KEY: json.dumps(meta)})
+            **config_dict, "expression_encoder": expression_encoder}
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items() if is_control_key(k) or not controls_only}
+    return save(tensors, metadata={**(extra_metadata or {}), METADATA_KEY: json.dumps(meta)})
 
 
 def _wan_tensors(weights: WeightFile, input_name: str) -> dict[str, torch.Tensor]:

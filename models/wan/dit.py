@@ -18,6 +18,7 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from einops import rearrange
 
 from .config import WanConfig
@@ -154,6 +155,7 @@ class WanDiT(nn.Module):
         super().__init__()
         c = self.config = config
         self.compute_dtype = dtype
+        self.gradient_checkpointing = False  # see run_blocks
         dd = {"device": device, "dtype": dtype}
         self.patch_embedding = CastConv3d(c.in_dim, c.dim, c.patch_size, stride=c.patch_size, **dd)
         self.text_embedding = nn.Sequential(
@@ -252,9 +254,15 @@ class WanDiT(nn.Module):
 
     def run_blocks(self, x: torch.Tensor, e0: torch.Tensor, context: torch.Tensor,
                    context_img: torch.Tensor | None, rope: Rope) -> torch.Tensor:
-        """The transformer blocks, one after another (override to stream them to the GPU)."""
+        """The transformer blocks, one after another (override to stream them to the GPU).
+        With ``gradient_checkpointing`` set and grad enabled, each block's activations are
+        recomputed in the backward pass instead of kept (training memory ~ one block)."""
+        recompute = self.gradient_checkpointing and torch.is_grad_enabled()
         for block in self.blocks:
-            x = block(x, e0, context, context_img, rope)
+            if recompute:
+                x = torch.utils.checkpoint.checkpoint(block, x, e0, context, context_img, rope, use_reentrant=False)
+            else:
+                x = block(x, e0, context, context_img, rope)
         return x
 
     def unpatchify(self, x: torch.Tensor, grid) -> torch.Tensor:

@@ -1,0 +1,46 @@
+#!/usr/bin/env python
+"""Train FactorPortrait weights from one config file.
+
+    python training/train.py --config training/configs/controls_1.3B.toml
+    torchrun --nproc-per-node 8 training/train.py --config c.toml          # 8 GPUs, DDP
+    python training/train.py --config c.toml --set train.steps=10 --set train.lr=3e-5
+
+Resumes from the newest state in ``output.dir`` when there is one. See README "Training".
+"""
+import argparse
+import logging
+import sys
+
+import _bootstrap  # noqa: F401  (imports the checkout as ``factorportrait``)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="a .toml or .json trainer config")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override a config key (value as JSON, else a string); repeatable")
+    parser.add_argument("--device", default=None, help="cpu, or leave unset for the GPU of this rank")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (the JSONL log stays)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+
+    from factorportrait.training.trainer import distributed
+    from factorportrait.training.trainer.config import ConfigError, load_config
+    from factorportrait.training.trainer.loop import train
+
+    try:
+        cfg = load_config(args.config, args.set)
+    except (ConfigError, OSError) as e:
+        print(f"train.py: {e}", file=sys.stderr)
+        return 2
+    try:
+        result = train(cfg, device=args.device, progress=not args.no_progress)
+    finally:
+        distributed.shutdown()
+    for kind, path in result.exports.items():
+        print(f"{kind}: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
