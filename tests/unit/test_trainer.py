@@ -362,3 +362,29 @@ def test_training_sigmas_follow_the_sampler_shift():
     torch.testing.assert_close(x_t[0], x0[0])
     torch.testing.assert_close(x_t[1], noise[1])
     torch.testing.assert_close(target, noise - x0)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "training" / "configs").glob("*.toml")), ids=lambda p: p.name)
+def test_example_configs_are_valid(path):
+    from factorportrait.training.trainer.config import load_config
+
+    cfg = load_config(path)
+    assert cfg.data.root and (cfg.model.base or cfg.model.checkpoint)
+
+
+def test_memory_estimate_counts_the_released_models():
+    from factorportrait.models.wan.config import T2V_1_3B, T2V_14B
+    from factorportrait.training.trainer.memory_estimate import base_parameters, estimate
+
+    from factorportrait.models.factorportrait_dit import FactorPortraitDiT
+    from factorportrait.training.trainer.memory_estimate import control_parameters
+
+    for config in (T2V_1_3B, T2V_14B):
+        model = FactorPortraitDiT(config, 52, device="meta")
+        controls = sum(p.numel() for n, p in model.named_parameters() if n.startswith(("control", "expression")))
+        assert abs(base_parameters(config) / (sum(p.numel() for p in model.parameters()) - controls) - 1) < 0.001
+        assert control_parameters(config, 52) == controls
+    full = estimate(T2V_1_3B, 81, 832, 480, params="full", checkpointing=True)
+    assert full.tokens == 22 * 30 * 52
+    assert abs(full.optimizer_gib - base_parameters(T2V_1_3B) * 12 / 2**30) < 0.2
+    assert estimate(T2V_1_3B, 81, 832, 480, params="full", checkpointing=False).activations_gib > 10 * full.activations_gib

@@ -78,8 +78,11 @@ def build_dit(cfg: Config, device: torch.device) -> FactorPortraitDiT:
             # init leaves the head at zero, so start it small instead for a model from scratch.
             nn.init.normal_(dit.head.head.weight, std=1e-3)
         return dit.to(device)
+    # Frozen base weights may stay in bf16 on GPUs (half the memory); trained ones are float32.
+    frozen_bf16 = cfg.train.params != "full" and device.type == "cuda"
     loaded = load_model(checkpoint=m.checkpoint, base=m.base, controls=m.controls,
-                        expression_dim=m.expression_dim, dtype=torch.float32, device=str(device))
+                        expression_dim=m.expression_dim, dtype=torch.float32, device=str(device),
+                        storage_dtype=torch.bfloat16 if frozen_bf16 else None)
     return loaded.model
 
 
