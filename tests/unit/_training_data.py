@@ -80,11 +80,11 @@ def write_tiny_vae(path: Path) -> Path:
     return path
 
 
-def tiny_config(root: Path, out: Path, **sections) -> dict:
+def tiny_config(root_: Path, out: Path, **sections) -> dict:
     """A trainer config dict for the tiny model on ``root`` (cached latents tag ``tiny``)."""
     cfg = {
         "model": {"wan": dict(TINY_WAN), "expression_dim": DIM},
-        "data": {"root": str(root), "frames": FRAMES, "width": SIZE, "height": SIZE, "latents": "tiny"},
+        "data": {"root": str(root_), "frames": FRAMES, "width": SIZE, "height": SIZE, "latents": "tiny"},
         "train": {"params": "full", "steps": 4, "batch_size": 2, "micro_batch_size": 1, "lr": 1e-3,
                   "grad_clip": 1.0, "seed": 3},
         "output": {"dir": str(out), "save_every": 0, "log_every": 1, "name": "tiny"},

@@ -39,9 +39,9 @@ from .lr_schedule import learning_rate
 from .randomness import batch_indices
 from .param_groups import select_trainable, weight_decay_groups
 from .state import full_model_state, load_state, save_state, state_dirs
+from .validation import validation_clips, validation_loss
 
 log = logging.getLogger("factorportrait.training")
-VALIDATION_SIGMAS = (0.2, 0.5, 0.8)
 
 
 class TrainModule(nn.Module):
@@ -131,34 +131,6 @@ def step_loss(module: nn.Module, dataset: ClipDataset, cfg: Config, step: int, p
         prediction = module(x_t, timesteps(sigma), batch["reference"], batch["rays"], batch["normals"],
                             batch["expression"])
     return flow_loss(prediction, target)
-
-
-@torch.no_grad()
-def validation_loss(module: nn.Module, dataset: ClipDataset, cfg: Config, device: torch.device,
-                    env: D.DistEnv) -> float:
-    """Mean loss over the validation samples at fixed sigmas and fixed noise, every control
-    kept: comparable from one validation to the next."""
-    losses = []
-    for i in range(env.rank, len(dataset), env.world_size):
-        batch = _to(collate([dataset[i]]), device)
-        for j, s in enumerate(VALIDATION_SIGMAS):
-            sigma = torch.tensor([s], device=device)
-            noise = training_noise(cfg.train.seed, -1, [i * len(VALIDATION_SIGMAS) + j],
-                                   tuple(batch["latents"].shape[1:])).to(device)
-            x_t, target = noised(batch["latents"], noise, sigma)
-            with _autocast(cfg, device):
-                pred = module(x_t, timesteps(sigma), batch["reference"], batch["rays"], batch["normals"],
-                              batch["expression"])
-            losses.append(flow_loss(pred, target))
-    local = torch.stack(losses).sum() if losses else torch.zeros(())
-    count = torch.tensor(float(len(losses)))
-    if env.distributed:
-        import torch.distributed as dist
-
-        both = torch.stack([local.cpu().float(), count])
-        dist.all_reduce(both)
-        local, count = both[0], both[1]
-    return float(local.cpu() / count.clamp(min=1))
 
 
 class _StopSignal:
@@ -295,11 +267,13 @@ def train(cfg: Config, *, stop_after: int | None = None, device: str | None = No
                 bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}")
             if validation is not None and cfg.output.validate_every and step % cfg.output.validate_every == 0:
                 module.eval()
-                value = validation_loss(forward, validation, cfg, env.device, env)
+                value = validation_loss(forward, validation, cfg, env.device, env, _autocast(cfg, env.device))
+                clips = validation_clips(D.unwrap(wrapped).dit, validation, cfg, step, out / "validation", env)
                 module.train()
                 if env.is_main:
                     with open(log_file, "a") as f:
-                        f.write(json.dumps({"step": step, "validation_loss": value, "time": time.time()}) + "\n")
+                        f.write(json.dumps({"step": step, "validation_loss": value, "validation_clips": clips,
+                                            "time": time.time()}) + "\n")
             stopping = D.broadcast_flag(stop.requested or (stop_after is not None and step - start >= stop_after), env)
             periodic = cfg.output.save_every > 0 and step % cfg.output.save_every == 0
             final = step == cfg.train.steps
