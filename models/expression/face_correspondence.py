@@ -214,22 +214,33 @@ def render_face_images(model: AnnyUpperBody, vertices: Tensor, camera, width: in
     return torch.cat(images)
 
 
+def face_albedo(paint: Tensor, skin=SKIN, brow=BROW, lips=LIPS, mouth=MOUTH, sclera=SCLERA, iris=IRIS,
+                pupil=PUPIL) -> Tensor:
+    """Unlit colours ``[..., 3]`` of interpolated paint fields ``[..., 5]``
+    (:func:`face_paint_fields`): skin with brows, lips and the mouth cavity over it, eyes
+    with iris and pupil. The colours are RGB triples in 0..1 (tuples or tensors ``[3]``);
+    the defaults are the painted renders'."""
+    def colour(c) -> Tensor:
+        return torch.as_tensor(c, dtype=torch.float32)
+
+    def over(base: Tensor, amount: Tensor, c) -> Tensor:
+        amount = amount.clamp(0, 1)[..., None]
+        return base * (1 - amount) + colour(c) * amount
+
+    albedo = colour(skin).expand(*paint.shape[:-1], 3)
+    albedo = over(albedo, (1 - paint[..., 0]) / 0.15, brow)
+    albedo = over(albedo, (1 - paint[..., 1]) / 0.1, lips)
+    albedo = over(albedo, paint[..., 4], mouth)
+    eye = over(colour(sclera).expand_as(albedo), (paint[..., 2] - 0.75) / 0.05, iris)
+    eye = over(eye, (paint[..., 2] - 0.93) / 0.03, pupil)
+    return torch.where(paint[..., 3:4] > 0.5, eye, albedo)
+
+
 def _paint(normals: Tensor, paint: Tensor, mask: Tensor) -> Tensor:
     """Colours ``[F, H, W, 3]`` from interpolated normals ``[F, H, W, 3]``, paint fields
     ``[F, H, W, 5]`` and coverage ``[F, H, W]``."""
     colour = torch.tensor
-
-    def over(base: Tensor, amount: Tensor, c: tuple[float, float, float]) -> Tensor:
-        amount = amount.clamp(0, 1)[..., None]
-        return base * (1 - amount) + colour(c) * amount
-
-    albedo = colour(SKIN).expand(*paint.shape[:3], 3)
-    albedo = over(albedo, (1 - paint[..., 0]) / 0.15, BROW)
-    albedo = over(albedo, (1 - paint[..., 1]) / 0.1, LIPS)
-    albedo = over(albedo, paint[..., 4], MOUTH)
-    eye = over(colour(SCLERA).expand_as(albedo), (paint[..., 2] - 0.75) / 0.05, IRIS)
-    eye = over(eye, (paint[..., 2] - 0.93) / 0.03, PUPIL)
-    albedo = torch.where(paint[..., 3:4] > 0.5, eye, albedo)
+    albedo = face_albedo(paint)
     light = colour(LIGHT) / colour(LIGHT).norm()
     lambert = (normals / normals.norm(dim=-1, keepdim=True).clamp(min=1e-12) @ light).clamp(min=0)
     surface = albedo * (0.25 + 0.75 * lambert)[..., None]
