@@ -39,8 +39,9 @@ def parse_regimes(text: str) -> dict[str, float]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    summary, details = __doc__.split("\n\n", 1)
+    p = argparse.ArgumentParser(description=summary, epilog=details,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, type=Path, help="the data folder (samples/ and manifests/ go there)")
     p.add_argument("--count", required=True, type=int, help="clips in the whole data set (all shards)")
     p.add_argument("--seed", type=int, default=0, help="the data set's seed (default 0)")
@@ -65,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.count < 0:
         parser.error(f"--count must be >= 0, got {args.count}")
     if args.num_shards < 1 or not 0 <= args.shard < args.num_shards:
-        parser.error(f"--shard must be in 0..{args.num_shards - 1} for --num-shards {args.num_shards}, got {args.shard}")
+        parser.error(f"--shard must be in 0..{args.num_shards - 1} for --num-shards {args.num_shards}, "
+                     f"got {args.shard}")
     if args.frames < 1 or (args.frames - 1) % 4:
         parser.error(f"--frames must be 4k+1 (5, 9, 13, 17, ... 81) for Wan, got {args.frames}")
     for name in ("width", "height"):

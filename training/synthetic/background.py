@@ -121,7 +121,8 @@ def _wall_colours(generator: torch.Generator, hue: float) -> tuple[RGB, RGB, RGB
     """Three colours near the room's hue (sometimes far from it), of varied value."""
     out = []
     for _ in range(3):
-        h = (hue + (uniform(generator, 0, 1) if uniform(generator, 0, 1) < 0.3 else uniform(generator, -0.08, 0.08))) % 1
+        far = uniform(generator, 0, 1) < 0.3  # now and then a colour from elsewhere on the wheel
+        h = (hue + (uniform(generator, 0, 1) if far else uniform(generator, -0.08, 0.08))) % 1
         out.append(tuple(colorsys.hsv_to_rgb(h, uniform(generator, 0.05, 0.7), uniform(generator, 0.2, 0.95))))
     return tuple(out)
 

@@ -123,7 +123,8 @@ def _smile(generator: torch.Generator, t0: float, t1: float, scale: float) -> Fa
         else:
             right *= uniform(generator, 0.1, 0.6)
     actions = (_both("mouthSmile{side}", left, right) + _both("cheekSquint{side}", 0.5 * left, 0.5 * right)
-               + _both("eyeSquint{side}", 0.3 * left, 0.3 * right) + _both("mouthDimple{side}", 0.2 * left, 0.2 * right))
+               + _both("eyeSquint{side}", 0.3 * left, 0.3 * right)
+               + _both("mouthDimple{side}", 0.2 * left, 0.2 * right))
     return FaceEvent(*_pulse(generator, t0, t1, (0.5, 3.0), (0.1, 0.3)), actions)
 
 
@@ -132,7 +133,10 @@ def _blink(generator: torch.Generator, t0: float, t1: float) -> FaceEvent:
     start = uniform(generator, t0 - 0.2, t1)
     length = uniform(generator, 0.08, 0.2)
     side = uniform(generator, 0, 1)
-    actions = _both("eyeBlink{side}", a) if side < 0.85 else ((("eyeBlinkLeft" if side < 0.925 else "eyeBlinkRight"), a),)
+    if side < 0.85:
+        actions = _both("eyeBlink{side}", a)
+    else:  # a wink
+        actions = (("eyeBlinkLeft" if side < 0.925 else "eyeBlinkRight", a),)
     return FaceEvent(start, start + length, MIN_RAMP, actions, blink=True)
 
 
@@ -153,7 +157,8 @@ def _other(generator: torch.Generator, t0: float, t1: float, scale: float) -> Fa
     kind = OTHERS[choice(generator, len(OTHERS))]
     side = "Left" if uniform(generator, 0, 1) < 0.5 else "Right"
     actions = {
-        "surprise": (("jawOpen", a), ("browInnerUp", a)) + _both("eyeWide{side}", a) + _both("browOuterUp{side}", 0.7 * a),
+        "surprise": ((("jawOpen", a), ("browInnerUp", a)) + _both("eyeWide{side}", a)
+                     + _both("browOuterUp{side}", 0.7 * a)),
         "frown": _both("mouthFrown{side}", a) + _both("mouthStretch{side}", 0.3 * a) + (("mouthShrugLower", 0.4 * a),),
         "sideways": ((f"mouth{side}", 0.7 * a), (f"jaw{side}", 0.3 * a)),
         "puff": (("cheekPuff", a), ("mouthClose", 0.3 * a)),

@@ -1,11 +1,12 @@
 """One synthetic clip from ``(seed, index)``, and generating a shard of them, resumably.
 
-A clip is a function of ``(seed, index)`` and its options alone: a ``torch.Generator`` is
-seeded from both (:func:`clip_generator`) and every random choice draws from it, in a fixed
-order (regime, identity, room, camera, reference time, face script, head motion, reference
-camera), never from the global RNG. So any scheduler (SLURM arrays, torchrun ranks, one
-process) can split the indices (:func:`models.training.data.manifest.shard_range`) and the
-same clips come out.
+A clip is a function of ``(seed, index)`` and its options alone: each of its parts (regime,
+identity, room, camera, times, face script, head motion, reference view) draws from its own
+``torch.Generator`` seeded from ``(seed, index, part)`` (:func:`clip_generator`), never from
+the global RNG. So any scheduler (SLURM arrays, torchrun ranks, one process) can split the
+indices (:func:`training.data.manifest.shard_range`) and the same clips come out; and a
+forced regime or another frame count leaves the identity and the room of an index as
+they are.
 
 Regimes (:data:`motion.REGIMES`):
 
@@ -54,15 +55,15 @@ DEFAULT_WEIGHTS = {regime: 1.0 for regime in REGIMES}
 Progress = Callable[[int, int, int, str, float], None]
 
 
-def clip_seed(seed: int, index: int) -> int:
-    """A 63-bit seed of clip ``index`` of run ``seed`` (a hash: neighbouring indices get
-    unrelated streams)."""
-    digest = hashlib.sha256(f"factorportrait-synthetic:{int(seed)}:{int(index)}".encode()).digest()
+def clip_seed(seed: int, index: int, part: str = "clip") -> int:
+    """A 63-bit seed of one ``part`` of clip ``index`` of run ``seed`` (a hash: neighbouring
+    indices and parts get unrelated streams)."""
+    digest = hashlib.sha256(f"factorportrait-synthetic:{int(seed)}:{int(index)}:{part}".encode()).digest()
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
-def clip_generator(seed: int, index: int) -> torch.Generator:
-    return torch.Generator().manual_seed(clip_seed(seed, index))
+def clip_generator(seed: int, index: int, part: str = "clip") -> torch.Generator:
+    return torch.Generator().manual_seed(clip_seed(seed, index, part))
 
 
 def check_regime_weights(weights: dict[str, float] | None) -> dict[str, float]:
@@ -117,22 +118,25 @@ def generate_clip(model: AnnyUpperBody, seed: int, index: int, *, frames: int = 
     """
     _check_options(frames, width, height)
     weights = check_regime_weights(regime_weights)
-    g = clip_generator(seed, index)
-    drawn = choose_regime(g, weights)  # always drawn, so a forced regime leaves the rest of the stream alone
-    if regime is None:
-        regime = drawn
-    elif regime not in REGIMES:
+    if regime is not None and regime not in REGIMES:
         raise ValueError(f"unknown regime {regime!r}; choose one of {', '.join(REGIMES)}")
-    appearance = sample_appearance(model, g)
-    room = sample_room(g)
-    camera, plan = sample_camera(g, regime, frames)
+
+    def stream(part: str) -> torch.Generator:
+        return clip_generator(seed, index, part)
+
+    if regime is None:
+        regime = choose_regime(stream("regime"), weights)
+    appearance = sample_appearance(model, stream("identity"))
+    room = sample_room(stream("room"))
+    camera, plan = sample_camera(stream("camera"), regime, frames)
     duration = (frames - 1) / FPS
+    g = stream("times")
     gap = uniform(g, *REFERENCE_GAP)
     t_ref = -gap if uniform(g, 0, 1) < 0.5 else duration + gap
-    script = sample_script(g, min(0.0, t_ref), max(duration, t_ref))
-    motion = sample_head_motion(g, min(0.0, t_ref), max(duration, t_ref))
-    reference_camera = tr.static(1, sample_view(g, regime))
     t_still = uniform(g, 0, duration)
+    script = sample_script(stream("face"), min(0.0, t_ref), max(duration, t_ref))
+    motion = sample_head_motion(stream("motion"), min(0.0, t_ref), max(duration, t_ref))
+    reference_camera = tr.static(1, sample_view(stream("reference"), regime))
 
     times = torch.arange(frames, dtype=torch.float64) / FPS
     if regime == "view_sweep":  # the face and pose of one moment, held
@@ -154,7 +158,8 @@ def generate_clip(model: AnnyUpperBody, seed: int, index: int, *, frames: int = 
 
     info = {
         "source": "synthetic", "generator_version": GENERATOR_VERSION, "regime": regime, "seed": int(seed),
-        "index": int(index), "frames": frames, "width": width, "height": height, "fps": FPS, "identity": appearance.to_json(), "room": room.to_json(),
+        "index": int(index), "frames": frames, "width": width, "height": height, "fps": FPS,
+        "identity": appearance.to_json(), "room": room.to_json(),
         "camera_motion": plan.to_json(),
         "expression_time": t_still if regime == "view_sweep" else None,
         # Per frame, axis-angle radians in world axes (UpperBodyParams): the ground truth of head pose.
