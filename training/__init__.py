@@ -8,5 +8,6 @@
 
 Nothing here imports ComfyUI except the latent cache, which loads ComfyUI's own VAE class
 (DESIGN.md). The command-line entry points are the scripts next to this file
-(``generate_synthetic.py``, ``prepare_videos.py``, ``cache_latents.py``, ``train.py``).
+(``generate_synthetic.py``, ``prepare_videos.py``, ``cache_latents.py``, ``train.py``;
+what they share is in ``cli_common.py``).
 """

@@ -6,8 +6,10 @@ the bf16 latents under ``<data>/latents/<tag>/`` (resumable; shard it like the g
 """
 import argparse
 import sys
+from pathlib import Path
 
-import _bootstrap  # noqa: F401
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # cli_common, also when imported as a module
+import cli_common  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -20,8 +22,8 @@ def main(argv=None) -> int:
     parser.add_argument("--shard", type=int, default=0)
     parser.add_argument("--num-shards", type=int, default=1)
     args = parser.parse_args(argv)
-    if not 0 <= args.shard < args.num_shards:
-        parser.error(f"--shard must be in 0..{args.num_shards - 1}")
+    cli_common.check_shard(parser, args.shard, args.num_shards)
+    cli_common.import_pack()
 
     from factorportrait.training.data.latent_cache import cache_latents, load_comfy_vae
 

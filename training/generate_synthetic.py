@@ -18,8 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_ANNY_CACHE = ROOT / ".host" / "ComfyUI" / "models" / "anny"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # cli_common, also when imported as a module
+import cli_common  # noqa: E402
+from cli_common import DEFAULT_ANNY_CACHE  # noqa: E402
 
 
 def parse_regimes(text: str) -> dict[str, float]:
@@ -65,26 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.count < 0:
         parser.error(f"--count must be >= 0, got {args.count}")
-    if args.num_shards < 1 or not 0 <= args.shard < args.num_shards:
-        parser.error(f"--shard must be in 0..{args.num_shards - 1} for --num-shards {args.num_shards}, "
-                     f"got {args.shard}")
-    if args.frames < 1 or (args.frames - 1) % 4:
-        parser.error(f"--frames must be 4k+1 (5, 9, 13, 17, ... 81) for Wan, got {args.frames}")
-    for name in ("width", "height"):
-        value = getattr(args, name)
-        if value < 16 or value % 16:
-            parser.error(f"--{name} must be a positive multiple of 16, got {value}")
-    anny_cache = args.anny_cache
-    if anny_cache is None:
-        if not DEFAULT_ANNY_CACHE.is_dir():
-            parser.error(f"--anny-cache is required ({DEFAULT_ANNY_CACHE} does not exist); any folder works, "
-                         "anny's assets are built there on first use")
-        anny_cache = DEFAULT_ANNY_CACHE
+    cli_common.check_shard(parser, args.shard, args.num_shards)
+    cli_common.check_clip_size(parser, args.frames, args.width, args.height)
+    anny_cache = cli_common.anny_cache(parser, args.anny_cache)
 
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import devpack
-
-    devpack.import_pack()
+    cli_common.import_pack()
     import torch
 
     from factorportrait.training.synthetic.generate import check_regime_weights, generate_shard

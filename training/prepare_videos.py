@@ -17,16 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_ANNY_CACHE = ROOT / ".host" / "ComfyUI" / "models" / "anny"
-
-
-def _pack():
-    """Import this checkout as the package ``factorportrait`` (scripts/devpack.py)."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import devpack
-
-    return devpack.import_pack()
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # cli_common, also when imported as a module
+import cli_common  # noqa: E402
+from cli_common import DEFAULT_ANNY_CACHE  # noqa: E402
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,12 +51,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _check(args, parser: argparse.ArgumentParser) -> Path:
     """Argument errors the parser cannot see; returns the anny cache folder."""
-    if args.frames < 1 or (args.frames - 1) % 4:
-        parser.error(f"--frames must be 4k+1 (5, 9, 13, 17, ..., 81) for Wan, got {args.frames}")
-    for name in ("width", "height"):
-        value = getattr(args, name)
-        if value < 32 or value % 16:
-            parser.error(f"--{name} must be a multiple of 16 and at least 32, got {value}")
+    cli_common.check_clip_size(parser, args.frames, args.width, args.height, min_size=32)
     if args.fps <= 0:
         parser.error(f"--fps must be positive, got {args.fps:g}")
     if args.reference_offset is not None and args.reference_offset < 1:
@@ -72,9 +60,7 @@ def _check(args, parser: argparse.ArgumentParser) -> Path:
         parser.error(f"--stride must be at least 1, got {args.stride}")
     if args.max_clips is not None and args.max_clips < 1:
         parser.error(f"--max-clips must be at least 1, got {args.max_clips}")
-    if args.num_shards < 1 or not 0 <= args.shard < args.num_shards:
-        parser.error(f"--shard must be in 0..{args.num_shards - 1} for --num-shards {args.num_shards}, "
-                     f"got {args.shard}")
+    cli_common.check_shard(parser, args.shard, args.num_shards)
     if args.video_fov is not None and not 1.0 < args.video_fov < 179.0:
         parser.error(f"--video-fov must be between 1 and 179 degrees, got {args.video_fov:g}")
     if not Path(args.videos).is_dir():
@@ -83,21 +69,17 @@ def _check(args, parser: argparse.ArgumentParser) -> Path:
         parser.error(f"--out {args.out}: exists and is not a folder")
     if args.encoder != "builtin" and not Path(args.encoder).is_file():
         parser.error(f"--encoder {args.encoder}: no such file (give 'builtin' or a learned encoder .safetensors)")
-    if args.anny_cache is None:
-        if not DEFAULT_ANNY_CACHE.is_dir():
-            parser.error(f"--anny-cache is required: no anny cache at {DEFAULT_ANNY_CACHE} (the folder the "
-                         "ComfyUI nodes build it in, models/anny)")
-        return DEFAULT_ANNY_CACHE
-    if not Path(args.anny_cache).is_dir():
-        parser.error(f"--anny-cache {args.anny_cache}: no such folder")
-    return Path(args.anny_cache)
+    cache = cli_common.anny_cache(parser, args.anny_cache)
+    if not cache.is_dir():
+        parser.error(f"--anny-cache {cache}: no such folder")
+    return cache
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     anny_cache = _check(args, parser)
-    _pack()
+    cli_common.import_pack()
     from factorportrait.training.prepare.prepare import prepare_folder
 
     began = time.perf_counter()

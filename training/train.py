@@ -10,8 +10,10 @@ Resumes from the newest state in ``output.dir`` when there is one. See README "T
 import argparse
 import logging
 import sys
+from pathlib import Path
 
-import _bootstrap  # noqa: F401  (imports the checkout as ``factorportrait``)
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # cli_common, also when imported as a module
+import cli_common  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -22,6 +24,7 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default=None, help="cpu, or leave unset for the GPU of this rank")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (the JSONL log stays)")
     args = parser.parse_args(argv)
+    cli_common.import_pack()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
     from factorportrait.training.trainer import distributed

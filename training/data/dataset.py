@@ -26,7 +26,7 @@ from ...models.latent_frames import check_frame_count, latent_frame_count
 from ...models.plucker import latent_plucker_rays
 from .latent_cache import VideoVAE, encode_sample, latent_path, normalized, read_latents
 from .manifest import read_manifests
-from .sample import SampleError, file_sha256, read_sample
+from .sample import SampleError, file_sha256, read_camera_and_expression, read_sample
 
 log = logging.getLogger("factorportrait.training")
 ON_ERROR = ("raise", "skip")
@@ -99,9 +99,12 @@ class ClipDataset(Dataset):
             if latents is None and self.vae is None:
                 raise SampleError(path, f"has no up-to-date cached latents under latents/{self.latents_tag}; run "
                                         "training/cache_latents.py or set data.vae to encode on the fly")
-        sample = read_sample(path)
         if latents is None:
+            sample = read_sample(path)
             latents = encode_sample(self.vae, sample)
+            camera, expression = sample.camera, sample.expression
+        else:  # the images are not needed: read the camera and the codes only
+            camera, expression = read_camera_and_expression(path)
         lat = normalized(latents)
         h, w = self.height // 8, self.width // 8
         expect = {"frames": (16, None, h, w), "reference": (16, 1, h, w), "normal_maps": (16, None, h, w)}
@@ -110,13 +113,13 @@ class ClipDataset(Dataset):
             if len(got) != 4 or got[0] != 16 or got[2:] != shape[2:] or (shape[1] and got[1] != 1) \
                     or (not shape[1] and got[1] < t_lat):
                 raise SampleError(path, f"its '{key}' latents are {list(got)}, expected [16, {t_lat}+, {h}, {w}]")
-        camera = sample.camera.frames(list(range(self.frames)))
+        camera = camera.frames(list(range(self.frames)))
         return {
             "latents": lat["frames"][:, :t_lat],
             "reference": lat["reference"],
             "normals": lat["normal_maps"][:, :t_lat],
             "rays": latent_plucker_rays(camera, self.width, self.height)[0],
-            "expression": sample.expression[:self.frames],
+            "expression": expression[:self.frames],
         }
 
 

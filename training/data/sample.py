@@ -231,3 +231,24 @@ def read_sample(path: str | os.PathLike) -> ClipSample:
                         info=dict(meta.get("info") or {}))
     validate(sample, path)
     return sample
+
+
+def read_camera_and_expression(path: str | os.PathLike) -> tuple[CameraTrajectory, torch.Tensor]:
+    """Only the camera and the expression codes ``[F, D]`` of a sample (what training on
+    cached latents needs), without reading its images."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = _parse_metadata(path, (f.metadata() or {}).get(METADATA_KEY))
+            expression = f.get_tensor("expression")
+    except (SafetensorError, OSError, RuntimeError) as e:
+        raise SampleError(path, f"is truncated or corrupt and cannot be read ({e}); delete it "
+                                "and rerun the generator or preparation, which resumes") from None
+    try:
+        camera = trajectory_from_json(json.dumps(meta["camera"]), "camera", "the sample's camera")
+    except (InputError, KeyError, TypeError) as e:
+        raise SampleError(path, f"has an invalid camera ({e})") from None
+    if expression.dtype != torch.float32 or expression.ndim != 2 or expression.shape[0] != camera.num_frames:
+        raise SampleError(path, f"'expression' must be float32 [{camera.num_frames}, D], got "
+                                f"{expression.dtype} {list(expression.shape)}")
+    return camera, expression
+
