@@ -25,7 +25,7 @@ import torch.nn as nn
 
 from .errors import InputError
 from .latent_frames import TEMPORAL_STRIDE, latent_frame_groups, video_frame_count
-from .wan.config import TEXT_LEN, WanConfig
+from .wan.config import NO_TEXT_LEN, WanConfig
 from .wan.dit import WanDiT
 from .wan.layers import CastConv3d, CastLinear
 
@@ -159,8 +159,9 @@ class FactorPortraitDiT(WanDiT):
 
         noisy ``[B, 16, T, h, w]``, timestep ``[B]`` (t in [0, 1000]), reference
         ``[B, 16, 1, h, w]``, rays ``[B, 24, T, h, w]``, normals ``[B, 16, T, h, w]``,
-        expression ``[B, 4T-3, expression_dim]``, context ``[B, L, text_dim]`` (None: no text,
-        512 zero tokens as Wan pads its prompts), clip_fea (i2v bases only) -> ``[B, 16, T, h, w]``.
+        expression ``[B, 4T-3, expression_dim]``, context ``[B, L, text_dim]`` (None: no text;
+        one zero token, the same as Wan's 512 zero-padding tokens: ``NO_TEXT_LEN``), clip_fea
+        (i2v bases only) -> ``[B, 16, T, h, w]``.
         """
         noise_part, control_part = fuse_conditions(noisy, reference, rays, normals)
         B, _, slots, h, w = noise_part.shape
@@ -168,8 +169,8 @@ class FactorPortraitDiT(WanDiT):
         if extra > 0:
             noise_part = torch.cat([noise_part, noise_part.new_zeros(B, extra, slots, h, w)], dim=1)
         x = self.embed_patches(noise_part) + self.control_embedding(control_part.float())
-        if context is None:
-            context = noisy.new_zeros(B, TEXT_LEN, self.config.text_dim)
+        if context is None:  # no text: Wan's 512 zero tokens give the same cross-attention as one
+            context = noisy.new_zeros(B, NO_TEXT_LEN, self.config.text_dim)
         offsets = None
         if expression is not None:
             offsets = self.expression_offsets(expression, slots - 1)

@@ -16,7 +16,7 @@ from .sampling import (
     guided_velocity_fn, initial_noise, model_timestep, noise_latent, sample, solver_sigmas,
     windowed_velocity_fn,
 )
-from .wan.config import TEXT_LEN
+from .wan.config import NO_TEXT_LEN, TEXT_LEN
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,8 @@ def branch_velocity(model: FactorPortraitDiT, conditions: PortraitConditions, x:
     k, _, t_lat, h, w = x.shape
     c = conditions
     text_dim = model.config.text_dim
-    length = max([TEXT_LEN] + [t.shape[1] for t in (c.positive, c.negative) if t is not None])
+    texts_given = [t.shape[1] for t in (c.positive, c.negative) if t is not None]
+    length = max([TEXT_LEN] + texts_given) if texts_given else NO_TEXT_LEN
     texts, normals, expressions = [], [], []
     codes = c.expression if c.expression is not None else x.new_zeros(1, video_frame_count(t_lat), model.expression_dim)
     for branch in branches:

@@ -6,6 +6,7 @@ from typing_extensions import override
 
 from .camera_files import LoadCameraTrajectory, SaveCameraTrajectory
 from .camera_trajectory import CameraTrajectoryNode
+from .evaluate_controls import EvaluateControls
 from .expression_encoders import LoadExpressionEncoder
 from .expression_keyframes import ExpressionKeyframes
 from .extract_expression import ExtractExpression
@@ -29,6 +30,7 @@ NODES: list[type[io.ComfyNode]] = [
     ExpressionKeyframes,
     LoadModel,
     Sampler,
+    EvaluateControls,
 ]
 
 

@@ -6,6 +6,7 @@ added for the same names.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import folder_paths
 
@@ -19,8 +20,19 @@ EXPRESSION_ENCODERS = "factorportrait_expression"  # learned expression image en
 WEIGHT_EXTENSIONS = (".safetensors", ".sft")
 NONE = "none"
 
+VAE = "vae"  # ComfyUI's own folder (Load VAE)
+# The pack's shipped default files (README "The default model"): a demonstration DiT and
+# its small Wan 2.1-layout VAE. Their folders are added to the model folders so that Load
+# Model and ComfyUI's stock Load VAE list them, after the folders ComfyUI already knows.
+SHIPPED = Path(__file__).resolve().parents[1] / "weights"
+DEFAULT_MODEL = "factorportrait_demo_128px.safetensors"
+DEFAULT_VAE = "factorportrait_demo_vae.safetensors"
+
 for _name in (FACTORPORTRAIT, SMPLX, ANNY, EXPRESSION_ENCODERS):
     folder_paths.add_model_folder_path(_name, os.path.join(folder_paths.models_dir, _name))
+for _name in (FACTORPORTRAIT, VAE):
+    if (SHIPPED / _name).is_dir():
+        folder_paths.add_model_folder_path(_name, str(SHIPPED / _name))
 
 
 def weight_files(folder: str) -> list[str]:
@@ -29,7 +41,11 @@ def weight_files(folder: str) -> list[str]:
         names = folder_paths.get_filename_list(folder)
     except KeyError:
         return []
-    return [n for n in names if n.lower().endswith(WEIGHT_EXTENSIONS)]
+    files = [n for n in names if n.lower().endswith(WEIGHT_EXTENSIONS)]
+    if folder == FACTORPORTRAIT and DEFAULT_MODEL in files:  # the shipped default first
+        files.remove(DEFAULT_MODEL)
+        files.insert(0, DEFAULT_MODEL)
+    return files
 
 
 def resolve(folder: str, name: str, input_name: str) -> str:

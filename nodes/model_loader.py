@@ -14,7 +14,7 @@ from ..models.errors import InputError
 from ..models.factorportrait_dit import FactorPortraitDiT
 from ..models.wan.offload import model_weight_bytes, stream_blocks
 from .errors import reported_as
-from .model_folders import DIFFUSION_MODELS, FACTORPORTRAIT, NONE, resolve, weight_files
+from .model_folders import DEFAULT_MODEL, DIFFUSION_MODELS, FACTORPORTRAIT, NONE, resolve, weight_files
 from .types import Model
 
 NAME = "FactorPortrait Load Model"
@@ -82,11 +82,12 @@ class LoadModel(io.ComfyNode):
                 "alone (controls untrained, with a warning)."
             ),
             inputs=[
-                io.Combo.Input("factorportrait_weights", options=[NONE] + weight_files(FACTORPORTRAIT),
-                               default=NONE, tooltip=(
+                io.Combo.Input("factorportrait_weights", options=weight_files(FACTORPORTRAIT) + [NONE],
+                               default=(weight_files(FACTORPORTRAIT) + [NONE])[0], tooltip=(
                                    "A full FactorPortrait checkpoint or a control-weights file from "
-                                   "models/factorportrait (.safetensors). 'none' with a base model: "
-                                   "untrained controls.")),
+                                   "models/factorportrait (.safetensors); first: the shipped "
+                                   f"demonstration model {DEFAULT_MODEL} (synthetic avatars, 128x128). "
+                                   "'none' with a base model: untrained controls.")),
                 io.Combo.Input("base_model", options=[NONE] + weight_files(DIFFUSION_MODELS),
                                default=NONE, tooltip=(
                                    "A Wan 2.1 DiT from models/diffusion_models (original or ComfyUI "

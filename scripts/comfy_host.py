@@ -33,7 +33,7 @@ import urllib.parse
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Callable, Iterator, Mapping
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -166,8 +166,10 @@ class ComfyClient:
                 raise ComfyError(f"POST /prompt answered HTTP {e.code}: {text}") from None
             raise PromptRejected(_describe_rejection(answer), answer) from None
 
-    def wait(self, prompt_id: str, timeout: float = 120.0, poll_s: float = 0.25) -> dict:
-        """Wait until the prompt has run; returns its ``/history`` entry.
+    def wait(self, prompt_id: str, timeout: float = 120.0, poll_s: float = 0.25,
+             on_poll: Callable[[], None] | None = None) -> dict:
+        """Wait until the prompt has run; returns its ``/history`` entry. ``on_poll()`` runs
+        at every poll (e.g. to show progress).
 
         Raises :class:`ExecutionFailed` with the failed node's message when the run ended
         with an error, :class:`ComfyError` when the server died, and :class:`TimeoutError`
@@ -182,15 +184,18 @@ class ComfyClient:
                 if status.get("status_str") == "error" or not status.get("completed", True):
                     raise _execution_failure(prompt_id, entry)
                 return entry
+            if on_poll is not None:
+                on_poll()
             if time.monotonic() > deadline:
                 self.interrupt()
                 raise TimeoutError(f"prompt {prompt_id} did not finish within {timeout:g} s. "
                                    f"Last lines of the server log:\n{self.log_tail()}")
             time.sleep(poll_s)
 
-    def run(self, prompt: Mapping, timeout: float = 120.0, extra_data: Mapping | None = None) -> dict:
+    def run(self, prompt: Mapping, timeout: float = 120.0, extra_data: Mapping | None = None,
+            on_poll: Callable[[], None] | None = None) -> dict:
         """:meth:`queue` then :meth:`wait`."""
-        return self.wait(self.queue(prompt, extra_data), timeout)
+        return self.wait(self.queue(prompt, extra_data), timeout, on_poll=on_poll)
 
     def interrupt(self) -> None:
         """Stop the running prompt and drop the pending ones (best effort)."""

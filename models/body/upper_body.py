@@ -557,6 +557,13 @@ class UpperBodyModel(torch.nn.Module):
             world.append(up if self.joint_groups[j] is None else up @ r)  # static joints: identity
         return torch.stack(world, 1), torch.stack(parent, 1)
 
+    def head_rotation(self, params: UpperBodyParams) -> Tensor:
+        """World rotation of the head ``[F, 3, 3]``: the global rotation, torso, neck and head
+        composed (the last joint of the head group), e.g. to compare head poses."""
+        world, _, _ = self._world_rotations(params)
+        last = max(j for j, group in enumerate(self.joint_groups) if group == "head")
+        return world[:, last]
+
     @property
     def pivot_joints(self) -> list[int]:
         """The first joint of each pose group in ``JOINT_NAMES``."""

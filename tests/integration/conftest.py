@@ -11,7 +11,9 @@ when a prompt is validated and when ``/object_info`` is asked, not at start-up.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +25,7 @@ from .helpers import WORKFLOWS, shrunk_for_ci, with_prefix_folder
 from .tiny_models import CHECKPOINT_NAME, write_tiny_models
 
 ANNY_CACHE_ENV = "FACTORPORTRAIT_ANNY_CACHE"
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
@@ -45,6 +48,8 @@ def comfy(anny_cache_dir) -> ComfyClient:
         client.tiny_models = write_tiny_models(client.base_dir / "models")
         client.anny_model = anny
         client.driving_video = write_driving_video(anny, anny_cache_dir, client.base_dir)
+        for shipped in (REPO / "assets").glob("factorportrait_demo_*"):  # the main job's inputs
+            shutil.copy2(shipped, client.base_dir / "input" / shipped.name)
         yield client
 
 

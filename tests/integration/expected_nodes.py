@@ -94,4 +94,11 @@ EXPECTED_NODES: dict[str, tuple[str, str, list[str], list[str], list[str]]] = {
         ["LATENT"],
         ["latent"],
     ),
+    "FactorPortraitEvaluateControls": (
+        "FactorPortrait Evaluate Controls",
+        "FactorPortrait/evaluation",
+        ["images"],
+        ["STRING", "IMAGE", "STRING"],
+        ["table", "plot", "metrics"],
+    ),
 }

@@ -72,7 +72,11 @@ def shrunk_for_ci(prompt: dict) -> dict:
     prompt = copy.deepcopy(prompt)
     if not any(node["class_type"] == "FactorPortraitSampler" for node in prompt.values()):
         return prompt
+    # A driving video sets the frame count (cameras and normal maps follow it): fewer steps only.
+    driven = any(node["class_type"] == "LoadVideo" for node in prompt.values())
     for node in prompt.values():
+        if driven and node["class_type"] != "FactorPortraitSampler":
+            continue
         for name, value in CI_SHRINK.get(node["class_type"], {}).items():
             if not isinstance(node["inputs"].get(name), list):  # a widget value, not a link
                 node["inputs"][name] = value

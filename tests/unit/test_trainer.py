@@ -369,7 +369,7 @@ def test_example_configs_are_valid(path):
     from factorportrait.training.trainer.config import load_config
 
     cfg = load_config(path)
-    assert cfg.data.root and (cfg.model.base or cfg.model.checkpoint)
+    assert cfg.data.root and (cfg.model.base or cfg.model.checkpoint or cfg.model.wan)
 
 
 def test_memory_estimate_counts_the_released_models():

@@ -25,6 +25,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 
 from ...models.wan import latent_format
+from ..comfyui_import import import_comfy
 from .manifest import read_manifests
 from .sample import ClipSample, SampleError, file_sha256, read_sample, to_float_images, write_atomic
 
@@ -44,17 +45,7 @@ def load_comfy_vae(path: str | os.PathLike, comfyui_dir: str | os.PathLike | Non
     """ComfyUI's ``comfy.sd.VAE`` from a Wan 2.1 VAE file (safetensors), on the CPU unless
     ComfyUI picks a GPU. ``comfyui_dir``: a ComfyUI checkout to import (default
     ``$FACTORPORTRAIT_COMFYUI`` or the dev host ``.host/ComfyUI``)."""
-    import sys
-
-    root = Path(comfyui_dir or os.environ.get("FACTORPORTRAIT_COMFYUI")
-                or Path(__file__).resolve().parents[2] / ".host" / "ComfyUI")
-    if not (root / "comfy" / "sd.py").is_file():
-        raise FileNotFoundError(f"no ComfyUI at {root}: give --comfyui (a ComfyUI folder) to encode latents")
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    import comfy.options
-
-    comfy.options.enable_args_parsing(False)
+    import_comfy(comfyui_dir)
     import comfy.sd
 
     path = str(path)
