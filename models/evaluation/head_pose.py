@@ -6,12 +6,12 @@ the same body model (anny), so the tracker's fit and the truth are directly comp
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ..body.upper_body import UpperBodyModel, UpperBodyParams
 from ..camera import CameraTrajectory
 from ..tracking.fit import fit_sequence
 from ..tracking.mediapipe_detector import detect_landmarks
+from .image_metrics import enlarged
 
 
 def camera_space(rotations: torch.Tensor, camera: CameraTrajectory) -> torch.Tensor:
@@ -37,10 +37,7 @@ def track_head_rotations(model: UpperBodyModel, frames: torch.Tensor, fov_deg: f
                          upscale: int = 4) -> torch.Tensor:
     """Track the head on IMAGE frames ``[F, H, W, 3]`` (MediaPipe landmarks + the body fit of
     Track Body Mesh) -> camera-space head rotations ``[F, 3, 3]``. Small frames are enlarged
-    ``upscale`` times first: MediaPipe's face mesh wants faces of 100+ pixels."""
-    if upscale > 1:
-        frames = F.interpolate(frames.movedim(-1, 1), scale_factor=upscale, mode="bicubic",
-                               align_corners=False).clamp(0, 1).movedim(1, -1)
-    keypoints = detect_landmarks(frames, video=True)
+    ``upscale`` times first (:func:`image_metrics.enlarged`)."""
+    keypoints = detect_landmarks(enlarged(frames, upscale), video=True)
     params, camera, _report = fit_sequence(model, keypoints, camera_fov_deg=fov_deg)
     return head_rotations(model, params, camera)

@@ -36,3 +36,13 @@ def ssim(generated: torch.Tensor, target: torch.Tensor, window: int = 11) -> flo
     a = generated.float().clamp(0, 1).movedim(-1, 1)
     b = target.float().clamp(0, 1).movedim(-1, 1)
     return float(kornia.metrics.ssim(a, b, window).mean())
+
+
+def enlarged(frames: torch.Tensor, factor: int) -> torch.Tensor:
+    """IMAGE frames ``[F, H, W, 3]`` enlarged ``factor`` times (bicubic, clamped to 0..1):
+    MediaPipe's face mesh wants faces of 100+ pixels, a 128x128 video has 30-pixel faces."""
+    if factor <= 1:
+        return frames
+    out = torch.nn.functional.interpolate(frames.movedim(-1, 1), scale_factor=factor, mode="bicubic",
+                                          align_corners=False)
+    return out.clamp(0, 1).movedim(1, -1)

@@ -25,7 +25,7 @@ from ..body.upper_body import UpperBodyModel
 from ..errors import InputError
 from .expression_metrics import expression_agreement
 from .head_pose import rotation_error_deg, track_head_rotations
-from .image_metrics import psnr, ssim
+from .image_metrics import enlarged, psnr, ssim
 
 
 NO_FACE_ERROR_DEG = 90.0
@@ -61,10 +61,7 @@ def measure_clip(generated: torch.Tensor, *, driving_expression: torch.Tensor | 
         if body_mask is not None:
             out.background_psnr_db = psnr(generated, ground_truth, mask=1 - body_mask.float())
     if driving_expression is not None and encoder is not None:
-        frames = generated
-        if upscale > 1:
-            frames = torch.nn.functional.interpolate(generated.movedim(-1, 1), scale_factor=upscale,
-                                                     mode="bicubic", align_corners=False).clamp(0, 1).movedim(1, -1)
+        frames = enlarged(generated, upscale)
         try:
             codes, _report = encoder.encode_images(frames, fov_degrees=fov_deg, video=frames.shape[0] > 1)
             measured, out.face_found = codes.codes.float(), True

@@ -46,18 +46,10 @@ def driving_frames(model) -> torch.Tensor:
 
 
 def write_mp4(frames: torch.Tensor, path: Path, fps: int = FPS) -> None:
-    """Frames ``[F, H, W, 3]`` (even H and W) as an H.264 mp4, nearly lossless (crf 12)."""
-    import av
+    """Frames ``[F, H, W, 3]`` in 0..1 (even H and W) as an H.264 mp4, nearly lossless (crf 12)."""
+    from factorportrait.training.demo.make_inputs import write_mp4 as write_uint8_mp4
 
-    pixels = (frames.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height = pixels.shape[2], pixels.shape[1]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "12"}
-        for image in pixels:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
-        container.mux(stream.encode())
+    write_uint8_mp4((frames.clamp(0, 1) * 255).round().to(torch.uint8), path, fps)
 
 
 def link_anny_cache(cache_dir: str | os.PathLike, models_dir: Path) -> None:

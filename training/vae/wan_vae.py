@@ -37,14 +37,3 @@ def build_wan_vae(dim: int, *, seed: int = 0, comfyui_dir=None) -> nn.Module:
             if name.endswith("gamma"):
                 p.fill_(1.0)
     return model
-
-
-def to_model_range(images: torch.Tensor) -> torch.Tensor:
-    """ComfyUI IMAGE frames ``[F, H, W, 3]`` in 0..1 -> the VAE's input ``[1, 3, F, H, W]``
-    in -1..1 (what ``comfy.sd.VAE.encode`` feeds it)."""
-    return (images.movedim(-1, 0)[None] * 2 - 1)
-
-
-def from_model_range(x: torch.Tensor) -> torch.Tensor:
-    """The VAE's output ``[B, 3, F, H, W]`` -> IMAGE ``[B*F, H, W, 3]`` in 0..1."""
-    return ((x.clamp(-1, 1) + 1) / 2).movedim(1, -1).flatten(0, 1)
