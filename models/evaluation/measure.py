@@ -93,7 +93,9 @@ def summarize(clips: list[ClipMeasurement]) -> dict:
     return {
         "head_pose_error_deg_median": float(torch.cat(errors).median()) if errors else None,
         "expression_mae": expression["mae"],
-        "expression_pearson": expression["pearson"],
+        # NaN (a constant series, e.g. no face found anywhere) -> None: JSON has no NaN
+        "expression_pearson": None if expression["pearson"] is None else {
+            c: (r if math.isfinite(r) else None) for c, r in expression["pearson"].items()},
         "psnr_db": _mean([c.psnr_db for c in clips]),
         "ssim": _mean([c.ssim for c in clips]),
         "background_psnr_db": _mean([c.background_psnr_db for c in clips]),
