@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--limit", type=int, default=None, help="use only the first N samples")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--init", default=None,
+                        help="start from this VAE .safetensors file (fine-tune) when --out has no state")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     args = parser.parse_args(argv)
     cli_common.import_pack()
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
 
     config = loop.VaeTrainConfig(data=args.data, out_dir=args.out, export=args.export, dim=args.dim,
                                  steps=args.steps, batch_size=args.batch_size, frames=args.frames,
-                                 crop=args.crop, lr=args.lr, limit=args.limit, seed=args.seed)
+                                 crop=args.crop, lr=args.lr, limit=args.limit, seed=args.seed, init=args.init)
     try:
         step = loop.train_vae(config, log=lambda m: print(m, flush=True))
     except (ValueError, FileNotFoundError) as e:

@@ -41,6 +41,27 @@ def data(tmp_path_factory) -> Path:
     return root
 
 
+def test_batched_latent_cache_equals_comfyui_vae_encode_per_video(data, tmp_path):
+    """The batched path (one network call for several samples) writes the latents that
+    ComfyUI's ``VAE.encode`` gives video by video (the fixture's cache), to float tolerance
+    (stored in bf16, so compared after the same rounding)."""
+    from factorportrait.training.data.latent_cache import cache_latents, latent_path, load_comfy_vae, read_latents
+    from factorportrait.training.data.manifest import read_manifests
+
+    vae_path = (data / "vae_path").read_text()
+    root = tmp_path / "data"
+    shutil.copytree(data, root, ignore=shutil.ignore_patterns("latents"))
+    counts = cache_latents(root, load_comfy_vae(vae_path), vae_path, tag="batched", batch_size=3)
+    assert counts == {"encoded": 4, "cached": 0}
+    for entry in read_manifests(root):
+        one_by_one = read_latents(latent_path(data, "tiny", entry["file"]), entry["sha256"])
+        batched = read_latents(latent_path(root, "batched", entry["file"]), entry["sha256"])
+        assert batched.keys() == one_by_one.keys()
+        for key in one_by_one:
+            torch.testing.assert_close(batched[key], one_by_one[key], rtol=1e-2, atol=1e-2)
+            assert (batched[key] != 0).any()
+
+
 def _config(root: Path, out: Path, **sections):
     from factorportrait.training.trainer.config import config_from_dict
 

@@ -2,6 +2,9 @@
 and the exported file is what ComfyUI's stock Load VAE loads."""
 from __future__ import annotations
 
+from dataclasses import replace
+
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -63,6 +66,17 @@ def test_vae_training_learns_resumes_and_exports_a_stock_wan_vae(tmp_path):
     latent = vae.encode(video)
     assert latent.shape == (1, 16, 2, 2, 2)
     assert vae.decode(latent).reshape(-1, 16, 16, 3).shape == (5, 16, 16, 3)
+
+    # Fine-tuning starts from an exported file: with no step taken, the new export decodes
+    # what the file decodes (its statistics are folded again, an exact reparametrisation).
+    tuned = replace(config(tmp_path, data, 0, "tuned"), init=str(tmp_path / "straight.safetensors"))
+    assert train_vae(tuned, log=logs.append) == 0
+    assert any("started from" in m for m in logs)
+    again = load_comfy_vae(tmp_path / "tuned.safetensors")
+    torch.testing.assert_close(again.decode(again.encode(video)), vae.decode(vae.encode(video)),
+                               rtol=1e-3, atol=1e-3)
+    with pytest.raises(ValueError, match="--dim is 8"):
+        train_vae(replace(tuned, out_dir=str(tmp_path / "wrong"), dim=8), log=logs.append)
 
 
 def test_vae_training_lowers_the_loss(tmp_path):

@@ -66,6 +66,26 @@ def encode_sample(vae: VideoVAE, sample: ClipSample) -> dict[str, torch.Tensor]:
             "normal_maps": enc(sample.normal_maps)}
 
 
+@torch.inference_mode()
+def encode_samples_batched(vae, samples: list[ClipSample]) -> list[dict[str, torch.Tensor]]:
+    """:func:`encode_sample` of several samples at once: one batched call of the VAE's network
+    per kind of input (``[N, 3, F, H, W]``; samples of one size and frame count), about four
+    times faster on a CPU than one ComfyUI ``VAE.encode`` call per video. The same
+    ComfyUI network, input mapping (``process_input``) and dtype, so the latents equal
+    ``encode_sample``'s (tested to float tolerance)."""
+    network, dtype = vae.first_stage_model, vae.vae_dtype
+    device = next(network.parameters()).device
+
+    def enc(videos: list[torch.Tensor]) -> torch.Tensor:  # uint8 [F, H, W, 3] each -> [N, 16, T, h, w]
+        pixels = torch.stack([to_float_images(v) for v in videos]).movedim(-1, 1)  # [N, 3, F, H, W]
+        return network.encode(vae.process_input(pixels).to(device, dtype)).float().cpu()
+
+    frames = enc([s.frames for s in samples])
+    normals = enc([s.normal_maps for s in samples])
+    reference = enc([s.reference[None] for s in samples])
+    return [{"frames": frames[i], "reference": reference[i], "normal_maps": normals[i]} for i in range(len(samples))]
+
+
 def latent_path(root: str | os.PathLike, tag: str, sample_file: str) -> Path:
     return Path(root) / LATENT_DIR / tag / Path(sample_file).name
 
@@ -90,25 +110,44 @@ def write_latents(path: str | os.PathLike, latents: dict[str, torch.Tensor], met
 
 
 def cache_latents(root: str | os.PathLike, vae: VideoVAE, vae_path: str, *, tag: str | None = None,
-                  shard: int = 0, num_shards: int = 1,
+                  shard: int = 0, num_shards: int = 1, batch_size: int = 1,
                   progress: Callable[[int, int, str], None] | None = None) -> dict[str, int]:
     """Encode every listed sample of ``root`` that has no up-to-date latent file (resumable,
-    shardable by sample). Returns counts ``{"encoded", "cached"}``."""
+    shardable by sample). ``batch_size > 1`` encodes that many samples of one size and frame
+    count per network call (:func:`encode_samples_batched`; needs ComfyUI's VAE class).
+    Returns counts ``{"encoded", "cached"}``."""
     tag = tag or Path(vae_path).stem
     vae_sha = file_sha256(vae_path)
     entries = read_manifests(root)[shard::num_shards]
     counts = {"encoded": 0, "cached": 0}
+    pending: list[tuple[Path, dict, ClipSample]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        samples = [sample for _, _, sample in pending]
+        latents = encode_samples_batched(vae, samples) if len(samples) > 1 else [encode_sample(vae, samples[0])]
+        for (out, entry, _), lat in zip(pending, latents):
+            meta = {"sample_sha256": entry["sha256"], "vae": Path(vae_path).name, "vae_sha256": vae_sha}
+            write_latents(out, lat, meta)
+        counts["encoded"] += len(pending)
+        pending.clear()
+
     for i, entry in enumerate(entries):
         out = latent_path(root, tag, entry["file"])
         if read_latents(out, entry["sha256"]) is not None:
             counts["cached"] += 1
         else:
             sample = read_sample(Path(root) / entry["file"])
-            meta = {"sample_sha256": entry["sha256"], "vae": Path(vae_path).name, "vae_sha256": vae_sha}
-            write_latents(out, encode_sample(vae, sample), meta)
-            counts["encoded"] += 1
-        if progress is not None:
+            key = lambda s: (s.frames.shape, s.normal_maps.shape)  # noqa: E731
+            if pending and key(pending[0][2]) != key(sample):
+                flush()  # a batch holds samples of one shape
+            pending.append((out, entry, sample))
+            if len(pending) >= batch_size:
+                flush()
+        if progress is not None and not pending:
             progress(i + 1, len(entries), entry["file"])
+    flush()
     return counts
 
 
@@ -118,5 +157,5 @@ def normalized(latents: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: latent_format.normalize(v[None])[0] for k, v in latents.items()}
 
 
-__all__ = ["SampleError", "cache_latents", "encode_sample", "latent_path", "load_comfy_vae", "normalized",
+__all__ = ["SampleError", "cache_latents", "encode_sample", "encode_samples_batched", "latent_path", "load_comfy_vae", "normalized",
            "read_latents", "write_latents"]

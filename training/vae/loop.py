@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from ..trainer.distributed import DistEnv
 from ..trainer.state import load_state, save_state, state_dirs
@@ -42,6 +42,7 @@ class VaeTrainConfig:
     save_every: int = 250
     seed: int = 0
     limit: int | None = None  # samples to load (None: all)
+    init: str | None = None  # start from this VAE file (e.g. the shipped one) when no state exists
 
 
 def export_vae(model: torch.nn.Module, path: str | Path, config: VaeTrainConfig, step: int,
@@ -61,6 +62,23 @@ def export_vae(model: torch.nn.Module, path: str | Path, config: VaeTrainConfig,
     tmp.replace(path)
 
 
+def load_init(model: torch.nn.Module, path: str | Path, dim: int) -> None:
+    """Load a Wan 2.1 VAE file of width ``dim`` into ``model`` (fine-tuning; safetensors only).
+    Its folded latent statistics are an affine reparametrisation: training goes on from them
+    and the export folds the statistics anew."""
+    path = str(path)
+    if not path.endswith(".safetensors"):
+        raise ValueError(f"{path}: the initial VAE must be a .safetensors file (pickles are refused)")
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: initial VAE file not found")
+    state = load_file(path)
+    width = state.get("decoder.head.0.gamma")
+    if width is None or width.shape[0] != dim:
+        got = "not a Wan 2.1 VAE" if width is None else f"width {width.shape[0]}"
+        raise ValueError(f"{path}: {got}; --dim is {dim} (give the file's width)")
+    model.load_state_dict(state, strict=True)
+
+
 def train_vae(config: VaeTrainConfig, *, stop_after: int | None = None, log=print) -> int:
     """Train (or resume) to ``config.steps``; returns the final step. ``stop_after``: leave
     after this many steps of this call, saving a resume state (as SIGTERM does)."""
@@ -74,6 +92,9 @@ def train_vae(config: VaeTrainConfig, *, stop_after: int | None = None, log=prin
     if states := state_dirs(config.out_dir):
         step = load_state(states[-1], model, optimizer, names, None)
         log(f"resumed from {states[-1]} at step {step}")
+    elif config.init:
+        load_init(model, config.init, config.dim)
+        log(f"started from {config.init}")
     start = step
     source = CropSource(config.data, limit=config.limit)
     log(f"{len(source)} clips in memory; VAE dim {config.dim}, "
