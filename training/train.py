@@ -22,6 +22,10 @@ def main(argv=None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override a config key (value as JSON, else a string); repeatable")
     parser.add_argument("--device", default=None, help="cpu, or leave unset for the GPU of this rank")
+    parser.add_argument("--stop-at", type=int, default=None, metavar="STEP",
+                        help="leave after this optimizer step, saving a resume state: a run ended early on "
+                             "the schedule of train.steps (exported when STEP is a multiple of "
+                             "output.save_every)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (the JSONL log stays)")
     args = parser.parse_args(argv)
     cli_common.import_pack()
@@ -36,8 +40,18 @@ def main(argv=None) -> int:
     except (ConfigError, OSError) as e:
         print(f"train.py: {e}", file=sys.stderr)
         return 2
+    stop_after = None
+    if args.stop_at is not None:
+        from factorportrait.training.trainer.state import state_dirs
+
+        states = state_dirs(cfg.output.dir)
+        done = int(states[-1].name.split("-")[1]) if states else 0
+        if done >= args.stop_at:
+            print(f"train.py: the run in {cfg.output.dir} is at step {done}, not before --stop-at {args.stop_at}")
+            return 0
+        stop_after = args.stop_at - done
     try:
-        result = train(cfg, device=args.device, progress=not args.no_progress)
+        result = train(cfg, stop_after=stop_after, device=args.device, progress=not args.no_progress)
     finally:
         distributed.shutdown()
     for kind, path in result.exports.items():

@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--init", default=None,
                         help="start from this VAE .safetensors file (fine-tune) when --out has no state")
+    parser.add_argument("--train", choices=("all", "decoder"), default="all",
+                        help="what learns: all, or the decoder only (with --init: the encoder and its "
+                             "latents stay exactly as they are, so a DiT trained on them stays valid)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     args = parser.parse_args(argv)
     cli_common.import_pack()
@@ -42,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
 
     config = loop.VaeTrainConfig(data=args.data, out_dir=args.out, export=args.export, dim=args.dim,
                                  steps=args.steps, batch_size=args.batch_size, frames=args.frames,
-                                 crop=args.crop, lr=args.lr, limit=args.limit, seed=args.seed, init=args.init)
+                                 crop=args.crop, lr=args.lr, limit=args.limit, seed=args.seed, init=args.init,
+                                 train=args.train)
     try:
         step = loop.train_vae(config, log=lambda m: print(m, flush=True))
     except (ValueError, FileNotFoundError) as e:

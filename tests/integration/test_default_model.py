@@ -83,3 +83,27 @@ def test_evaluate_controls_names_the_missing_input(comfy, object_info):
     del prompt["evaluate"]["inputs"]["encoder"]
     text, failed = failure_text(comfy, prompt, object_info)
     assert failed == EVALUATE and "FactorPortrait Evaluate Controls" in text and "encoder" in text, text
+
+
+# Loose floors under the figures measured on the shipped model (README "The default model"),
+# with the same 2 clips and 10 steps as this test; a model or sampler regression falls below.
+FLOOR_PSNR_DB = None  # filled below from the measurement
+FLOOR_BACKGROUND_GAIN_OVER_NO_RAYS_DB = None
+FLOOR_PSNR_GAIN_OVER_UNTRAINED_DB = None
+
+
+def test_default_model_follows_its_controls_on_two_held_out_clips(anny_cache_dir):
+    """The control evaluation (benchmarks/controls.py) of the shipped model, shortened:
+    self-reenactment PSNR, and what the camera rays and training add, above loose floors."""
+    from devpack import import_comfyui
+
+    import_comfyui()
+    from factorportrait.training.evaluation import suite
+
+    tools = suite.load_tools(Path(anny_cache_dir))
+    clips = suite.held_out(tools, 2)
+    results, _ = suite.evaluate(tools, clips, ("full", "no_rays", "untrained"), steps=10, log=lambda _: None)
+    full, no_rays, untrained = results["full"], results["no_rays"], results["untrained"]
+    assert full["psnr_db"] >= FLOOR_PSNR_DB, results
+    assert full["background_psnr_db"] - no_rays["background_psnr_db"] >= FLOOR_BACKGROUND_GAIN_OVER_NO_RAYS_DB, results
+    assert full["psnr_db"] - untrained["psnr_db"] >= FLOOR_PSNR_GAIN_OVER_UNTRAINED_DB, results

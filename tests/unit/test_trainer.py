@@ -149,6 +149,29 @@ def test_resume_continues_the_same_loss_curve(data, tmp_path):
     assert _losses(tmp_path / "b") == pytest.approx(straight.losses, abs=1e-6)
 
 
+def test_cli_stop_at_ends_a_run_early_on_its_schedule(data, tmp_path):
+    """``train.py --stop-at 2`` on a 4-step schedule: two steps, state and export at step 2,
+    the learning rates of the 4-step schedule; a second call at that step trains nothing."""
+    out = tmp_path / "run"
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps(td.tiny_config(data, out, train={"steps": 4, "warmup_steps": 0, "lr_schedule": "cosine"},
+                                              output={"save_every": 2})))
+
+    def cli():
+        return subprocess.run([sys.executable, str(ROOT / "training" / "train.py"), "--config", str(path), "--device",
+                               "cpu", "--no-progress", "--stop-at", "2"], capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+    done = cli()
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(_losses(out)) == 2 and (out / "checkpoints" / "tiny-step000002.safetensors").is_file()
+    assert [p.name for p in (out / "state").iterdir()] == ["step-00000002"]
+    lrs = [json.loads(line)["lr"] for line in (out / "log.jsonl").read_text().splitlines() if '"lr"' in line]
+    assert lrs[1] < lrs[0]  # the cosine of 4 steps, not a constant learning rate
+    again = cli()
+    assert again.returncode == 0 and "not before --stop-at 2" in again.stdout and len(_losses(out)) == 2
+
+
 def test_resume_refuses_another_parameter_group(data, tmp_path):
     _train(_config(data, tmp_path, train={"steps": 2}), stop_after=1)
     with pytest.raises(ValueError, match="other trained parameters"):

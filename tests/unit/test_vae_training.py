@@ -78,6 +78,19 @@ def test_vae_training_learns_resumes_and_exports_a_stock_wan_vae(tmp_path):
     with pytest.raises(ValueError, match="--dim is 8"):
         train_vae(replace(tuned, out_dir=str(tmp_path / "wrong"), dim=8), log=logs.append)
 
+    # Decoder only: the encoder side is bit for bit the initial file's (so latents cached with
+    # it, and a DiT trained on them, stay valid), the decoder learns, and a resume keeps both.
+    decoder = replace(config(tmp_path, data, 4, "decoder"), init=str(tmp_path / "straight.safetensors"), train="decoder")
+    assert train_vae(decoder, stop_after=2, log=logs.append) == 2
+    assert train_vae(decoder, log=logs.append) == 4
+    start, end = load_file(tmp_path / "straight.safetensors"), load_file(tmp_path / "decoder.safetensors")
+    for k in start:
+        if k.startswith(("encoder.", "conv1.")):
+            assert torch.equal(end[k], start[k]), k
+    assert any(not torch.equal(end[k], start[k]) for k in start if k.startswith("decoder."))
+    with pytest.raises(ValueError, match="--init"):
+        train_vae(replace(decoder, out_dir=str(tmp_path / "no_init"), init=None), log=logs.append)
+
 
 def test_vae_training_lowers_the_loss(tmp_path):
     from factorportrait.training.vae.losses import vae_loss

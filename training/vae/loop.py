@@ -43,14 +43,32 @@ class VaeTrainConfig:
     seed: int = 0
     limit: int | None = None  # samples to load (None: all)
     init: str | None = None  # start from this VAE file (e.g. the shipped one) when no state exists
+    train: str = "all"  # "all", or "decoder": the encoder stays as it is, so cached latents and a
+    # DiT trained on them stay valid while the decoder learns to draw them better
+
+
+TRAINABLE = ("all", "decoder")
+
+
+def trainable_parameters(model: torch.nn.Module, train: str) -> list[torch.nn.Parameter]:
+    """The parameters ``train`` names; with ``"decoder"`` the encoder side (``encoder``,
+    ``conv1``) is frozen (``requires_grad`` off), so its latents do not change."""
+    if train not in TRAINABLE:
+        raise ValueError(f"train must be one of {TRAINABLE}, got {train!r}")
+    if train == "decoder":
+        model.encoder.requires_grad_(False)
+        model.conv1.requires_grad_(False)
+    return [p for p in model.parameters() if p.requires_grad]
 
 
 def export_vae(model: torch.nn.Module, path: str | Path, config: VaeTrainConfig, step: int,
                source: CropSource) -> None:
-    """Write ``model`` with Wan 2.1's latent statistics folded in (``latent_stats``)."""
+    """Write ``model`` with Wan 2.1's latent statistics folded in (``latent_stats``). A
+    decoder-only run keeps the encoder (and so its latents) exactly as it started."""
     model = copy.deepcopy(model).eval()
     mean, std = measure_latent_statistics(model, statistics_clips(source))
-    fold_latent_statistics(model, mean, std)
+    if config.train == "all":
+        fold_latent_statistics(model, mean, std)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name("." + path.name + ".tmp")
@@ -85,16 +103,19 @@ def train_vae(config: VaeTrainConfig, *, stop_after: int | None = None, log=prin
     if (config.frames - 1) % 4 or config.crop % 8:
         raise ValueError("frames must be 1 + 4k and crop a multiple of 8")
     env = DistEnv(0, 1, 0, torch.device("cpu"))
+    if config.train == "decoder" and not config.init:
+        raise ValueError("train = 'decoder' fine-tunes an existing VAE: give init (--init FILE)")
     model = build_wan_vae(config.dim, seed=config.seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0, betas=(0.9, 0.99))
-    names = {n for n, _ in model.named_parameters()}
+    params = trainable_parameters(model, config.train)
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0, betas=(0.9, 0.99))
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
     step = 0
+    if config.init:  # first, so a resume state of trained parameters only lands on the frozen rest
+        load_init(model, config.init, config.dim)
+        log(f"started from {config.init}")
     if states := state_dirs(config.out_dir):
         step = load_state(states[-1], model, optimizer, names, None)
         log(f"resumed from {states[-1]} at step {step}")
-    elif config.init:
-        load_init(model, config.init, config.dim)
-        log(f"started from {config.init}")
     start = step
     source = CropSource(config.data, limit=config.limit)
     log(f"{len(source)} clips in memory; VAE dim {config.dim}, "
@@ -121,7 +142,7 @@ def train_vae(config: VaeTrainConfig, *, stop_after: int | None = None, log=prin
             loss, figures = vae_loss(model, x, latent_noise=config.latent_noise)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
             step += 1
             figures.update(step=step, lr=lr, seconds=time.perf_counter() - started)
