@@ -13,7 +13,8 @@ clip is generated again from its controls and measured with the pack's own tools
 - camera: PSNR of the background (off the body mask), which only the ray maps explain;
 - cross-identity: the reference of the next clip driven by this clip's controls;
 - ablations: normal maps, expression or rays zeroed, and the untrained network;
-- ``ground_truth``: the measuring tools on the true frames (their ceiling at this size).
+- ``ground_truth``: the measuring tools on the true frames (their ceiling at this size);
+- ``vae_round_trip``: the true frames through the VAE (the ceiling of a DiT drawing through it).
 
 Prints a Markdown table; the last line is one JSON object (``head_pose_error_deg_median``,
 ``expression_pearson``, ``psnr_db``, ``ssim``, ``background_psnr_db``, ``ablations``...).
@@ -81,6 +82,7 @@ def main(argv=None) -> int:
         print(f"strip: {args.strip}")
     full = results.get("full", {})
     figures = {**full, "cross_identity": results.get("cross_identity"), "ground_truth": results.get("ground_truth"),
+               "vae_round_trip": results.get("vae_round_trip"),
                "ablations": {v: results[v] for v in ("no_normals", "no_expression", "no_rays", "untrained")
                              if v in results},
                "targets": defaults.check_targets(results), "clips": len(clips), "steps": args.steps,

@@ -31,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--init", default=None,
                         help="start from this VAE .safetensors file (fine-tune) when --out has no state")
+    parser.add_argument("--latent-noise", type=float, default=0.1,
+                        help="noise added to the latents before decoding, as a fraction of each channel's "
+                             "spread (robustness to the DiT's samples; it also caps each channel's "
+                             "signal-to-noise ratio, so reconstruction: 0.1 allows about 20 dB)")
     parser.add_argument("--train", choices=("all", "decoder"), default="all",
                         help="what learns: all, or the decoder only (with --init: the encoder and its "
                              "latents stay exactly as they are, so a DiT trained on them stays valid)")
@@ -46,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     config = loop.VaeTrainConfig(data=args.data, out_dir=args.out, export=args.export, dim=args.dim,
                                  steps=args.steps, batch_size=args.batch_size, frames=args.frames,
                                  crop=args.crop, lr=args.lr, limit=args.limit, seed=args.seed, init=args.init,
-                                 train=args.train)
+                                 train=args.train, latent_noise=args.latent_noise)
     try:
         step = loop.train_vae(config, log=lambda m: print(m, flush=True))
     except (ValueError, FileNotFoundError) as e:

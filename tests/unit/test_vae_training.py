@@ -80,7 +80,8 @@ def test_vae_training_learns_resumes_and_exports_a_stock_wan_vae(tmp_path):
 
     # Decoder only: the encoder side is bit for bit the initial file's (so latents cached with
     # it, and a DiT trained on them, stay valid), the decoder learns, and a resume keeps both.
-    decoder = replace(config(tmp_path, data, 4, "decoder"), init=str(tmp_path / "straight.safetensors"), train="decoder")
+    decoder = replace(config(tmp_path, data, 4, "decoder"), init=str(tmp_path / "straight.safetensors"),
+                      train="decoder")
     assert train_vae(decoder, stop_after=2, log=logs.append) == 2
     assert train_vae(decoder, log=logs.append) == 4
     start, end = load_file(tmp_path / "straight.safetensors"), load_file(tmp_path / "decoder.safetensors")

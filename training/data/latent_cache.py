@@ -157,5 +157,5 @@ def normalized(latents: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: latent_format.normalize(v[None])[0] for k, v in latents.items()}
 
 
-__all__ = ["SampleError", "cache_latents", "encode_sample", "encode_samples_batched", "latent_path", "load_comfy_vae", "normalized",
-           "read_latents", "write_latents"]
+__all__ = ["SampleError", "cache_latents", "encode_sample", "encode_samples_batched", "latent_path", "load_comfy_vae",
+           "normalized", "read_latents", "write_latents"]

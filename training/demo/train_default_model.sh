@@ -42,15 +42,9 @@ cp "$(latest runs/demo_128px/checkpoints)" runs/demo_128px/stage1.safetensors
 #    frames decode as well as the first
 $PY training/train_vae.py --data data/synth_train --out runs/vae16_stage2 --dim 16 --steps 800 --frames 17 \
     --batch-size 4 --lr 3e-4 --threads "$THREADS" --init runs/vae16/stage1.safetensors \
-    --export runs/vae16_stage2/stage2.safetensors
-# 5. latents with it, then, one core each: the stage-1 DiT fine-tuned on them, and the VAE's
-#    decoder alone (its encoder, and so those latents, stay exactly as they are)
-cache runs/vae16_stage2/stage2.safetensors factorportrait_demo_vae_stage2
-OMP_NUM_THREADS=1 $PY training/train.py --config training/configs/demo_128px_stage2.toml --device cpu \
-    --no-progress &
-OMP_NUM_THREADS=1 $PY training/train_vae.py --data data/synth_train --out runs/vae16_decoder --dim 16 \
-    --steps 2500 --frames 17 --batch-size 4 --lr 1e-3 --threads 1 --train decoder \
-    --init runs/vae16_stage2/stage2.safetensors --export weights/vae/factorportrait_demo_vae.safetensors &
-wait
+    --export weights/vae/factorportrait_demo_vae.safetensors
+# 5. latents with it, and the stage-1 DiT fine-tuned on them (8000 steps)
+cache weights/vae/factorportrait_demo_vae.safetensors factorportrait_demo_vae_stage2
+$PY training/train.py --config training/configs/demo_128px_stage2.toml --device cpu --no-progress
 cp "$(latest runs/demo_128px_stage2/checkpoints)" weights/factorportrait/factorportrait_demo_128px.safetensors
 echo "default model: weights/factorportrait/factorportrait_demo_128px.safetensors"

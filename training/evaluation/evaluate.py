@@ -2,7 +2,9 @@
 
 Besides the generated variants (``variants.VARIANTS``), ``ground_truth`` measures the
 clips' own frames: the ceiling the measuring tools (the ARKit encoder, the body tracker)
-reach at this resolution, so a model's figures can be read against it.
+reach at this resolution; ``vae_round_trip`` measures those frames encoded and decoded by
+the VAE: the ceiling of any DiT that draws through that VAE. A model's figures are read
+against both.
 """
 from __future__ import annotations
 
@@ -15,9 +17,9 @@ from ...models.evaluation.measure import ClipMeasurement, measure_clip, summariz
 from ...models.factorportrait_dit import FactorPortraitDiT
 from ..data.sample import to_float_images
 from .held_out import HeldOutClip
-from .variants import SamplerSettings, clip_conditions, generate_clip_video, variant_conditions
+from .variants import SamplerSettings, clip_conditions, decode, encode, generate_clip_video, variant_conditions
 
-IMAGE_VARIANTS = ("full", "no_normals", "no_expression", "no_rays", "untrained", "ground_truth")
+IMAGE_VARIANTS = ("full", "no_normals", "no_expression", "no_rays", "untrained", "ground_truth", "vae_round_trip")
 
 
 def evaluate_variants(model: FactorPortraitDiT, untrained: FactorPortraitDiT | None, vae, clips: list[HeldOutClip],
@@ -37,6 +39,8 @@ def evaluate_variants(model: FactorPortraitDiT, untrained: FactorPortraitDiT | N
             started = time.perf_counter()
             if variant == "ground_truth":
                 video = truth
+            elif variant == "vae_round_trip":
+                video = decode(vae, encode(vae, truth))[:frames]
             else:
                 other = clips[(i + 1) % len(clips)].sample if variant == "cross_identity" else None
                 conditions = variant_conditions(clip_conditions(vae, sample, other), variant)

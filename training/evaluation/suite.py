@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL = ROOT / "weights" / "factorportrait" / "factorportrait_demo_128px.safetensors"
 DEFAULT_VAE = ROOT / "weights" / "vae" / "factorportrait_demo_vae.safetensors"
 TRAIN_CONFIG = ROOT / "training" / "configs" / "demo_128px.toml"
-ALL_VARIANTS = VARIANTS + ("ground_truth",)
+ALL_VARIANTS = VARIANTS + ("ground_truth", "vae_round_trip")
 SAMPLER = SamplerSettings(steps=20, cfg=1.0, expression_cfg=1.0, shift=3.0)
 
 
