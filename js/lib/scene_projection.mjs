@@ -1,0 +1,51 @@
+// A small perspective "viewer" camera for drawing 3-D scenes on a 2-D canvas: the preview
+// orbits a look-at point (drag to turn it), no WebGL needed, so it works on any machine,
+// in any number of nodes, and in headless browsers without a GPU.
+
+const RAD = Math.PI / 180;
+const sub = (a, b) => [a[0] - b[0], a[1] - b[1], a[2] - b[2]];
+const dot = (a, b) => a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
+const cross = (a, b) => [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]];
+const normalize = (a) => { const n = Math.hypot(...a) || 1; return a.map((x) => x / n); };
+
+export class Viewer {
+  constructor({ yaw = 35, pitch = 22, fov = 40 } = {}) {
+    this.yaw = yaw;
+    this.pitch = pitch;
+    this.fov = fov;
+    this.lookAt = [0, 0, 0];
+    this.radius = 3;
+  }
+
+  /** Frame the points: look at their box centre from far enough to see them all. */
+  fit(points) {
+    const lo = [0, 1, 2].map((i) => Math.min(...points.map((p) => p[i])));
+    const hi = [0, 1, 2].map((i) => Math.max(...points.map((p) => p[i])));
+    this.lookAt = lo.map((l, i) => (l + hi[i]) / 2);
+    const extent = Math.max(...points.map((p) => Math.hypot(...sub(p, this.lookAt))), 0.2);
+    this.radius = (extent / Math.sin((this.fov * RAD) / 2)) * 1.05;
+  }
+
+  /** Set up the projection for a canvas of width x height pixels. */
+  setup(width, height) {
+    const p = this.pitch * RAD, y = this.yaw * RAD;
+    const offset = [Math.cos(p) * Math.sin(y), Math.sin(p), Math.cos(p) * Math.cos(y)];
+    this.eye = this.lookAt.map((l, i) => l + this.radius * offset[i]);
+    this.forward = normalize(sub(this.lookAt, this.eye));
+    this.right = normalize(cross(this.forward, [0, 1, 0]));
+    this.up = cross(this.right, this.forward);
+    this.cx = width / 2;
+    this.cy = height / 2;
+    this.f = Math.min(width, height) / 2 / Math.tan((this.fov * RAD) / 2);
+  }
+
+  /** Screen position [x, y] and depth of a world point, or null behind the viewer. */
+  project(point) {
+    const d = sub(point, this.eye), z = dot(d, this.forward);
+    if (z < 1e-3) return null;
+    return [this.cx + (this.f * dot(d, this.right)) / z, this.cy - (this.f * dot(d, this.up)) / z, z];
+  }
+
+  /** Depth of a world point along the viewing direction (larger is farther). */
+  depth(point) { return dot(sub(point, this.eye), this.forward); }
+}

@@ -1,0 +1,168 @@
+"""Headless Chromium (Debian's chromium + chromium-driver, driven by selenium) for the
+frontend tests: the real ComfyUI frontend served by the test host, console messages kept.
+
+Nothing is downloaded: selenium is pointed at the system chromedriver and browser. A missing
+browser is a test failure that says what to install (CI installs it: scripts/setup_env.sh).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+CHROMIUM_FLAGS = (
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-dev-shm-usage", "--window-size=1600,1000", "--force-device-scale-factor=1",
+)
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+DRIVERS = ("chromedriver", "/usr/lib/chromium/chromedriver")
+APP_READY_TIMEOUT_S = 90.0
+
+
+def _which(names) -> str | None:
+    for name in names:
+        found = shutil.which(name) or (name if os.path.isfile(name) and os.access(name, os.X_OK) else None)
+        if found:
+            return found
+    return None
+
+
+@contextmanager
+def headless_chromium() -> Iterator["object"]:
+    """A selenium Chrome driver on the system Chromium, with a fresh profile folder."""
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.fail("selenium is not installed: run scripts/setup_env.sh (pip install -r requirements-dev.txt)")
+    browser, driver_path = _which(BROWSERS), _which(DRIVERS)
+    if not browser or not driver_path:
+        pytest.fail("headless Chromium is needed for the frontend tests: "
+                    "apt-get install -y chromium chromium-driver (scripts/setup_env.sh does it)")
+    profile = tempfile.mkdtemp(prefix="factorportrait-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
+    driver.set_script_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str, poll_s: float = 0.2):
+    """Poll ``condition()`` until it is truthy; return it, or fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = condition()
+        except Exception as e:  # the page may be navigating or still starting
+            value, last = None, e
+        else:
+            last = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}" + (f" (last error: {last})" if last else ""))
+        time.sleep(poll_s)
+
+
+def open_frontend(driver, url: str) -> None:
+    """Load the ComfyUI frontend and wait until its app and our extensions are registered."""
+    driver.get(url)
+    wait_for(lambda: driver.execute_script(
+        "const app = window.comfyAPI?.app?.app ?? window.app;"
+        "return Boolean(app?.graph && app.extensionManager !== undefined && "
+        "(app.extensions ?? []).some(e => e.name === 'FactorPortrait.CameraPreview'));"),
+        APP_READY_TIMEOUT_S, "the ComfyUI frontend and the FactorPortrait extensions")
+
+
+def console_errors(driver) -> list[str]:
+    """Console messages of level SEVERE since the last call (selenium drains the log)."""
+    return [f"{e.get('source')}: {e.get('message')}" for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+
+
+def save_screenshot(driver, folder: Path, name: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    driver.save_screenshot(str(path))
+    return path
+
+
+# -- the page ----------------------------------------------------------------------------
+# Console errors that come from running the frontend offline on a fresh user folder, not
+# from the pack: the frontend asks api.comfy.org about node packs (blocked by its own CSP,
+# no network) and reads user files that a new user does not have yet.
+OFFLINE_NOISE = (
+    "api.comfy.org",
+    "/api/userdata",
+    "/user.css",
+    "/favicon.ico",
+)
+FIRST_RUN_SETTINGS = {"Comfy.TutorialCompleted": True}  # no templates dialog over the graph
+
+
+def offline_noise(message: str) -> bool:
+    return any(token in message for token in OFFLINE_NOISE)
+
+
+def artifacts_dir() -> Path:
+    """Where screenshots are kept (CI keeps them as artefacts): $FACTORPORTRAIT_TEST_ARTIFACTS
+    or output/test-artifacts/frontend in the checkout (git-ignored)."""
+    default = Path(__file__).resolve().parents[2] / "output" / "test-artifacts" / "frontend"
+    return Path(os.environ.get("FACTORPORTRAIT_TEST_ARTIFACTS", default))
+
+
+@contextmanager
+def frontend_page(comfy) -> Iterator["object"]:
+    """Headless Chromium on the test host's frontend, ready, its start-up messages drained
+    (``driver.startup_errors`` keeps the non-noise ones)."""
+    comfy.post("/api/settings", FIRST_RUN_SETTINGS)
+    with headless_chromium() as driver:
+        open_frontend(driver, comfy.url)
+        driver.startup_errors = [e for e in console_errors(driver) if not offline_noise(e)]
+        yield driver
+
+
+def run_js(driver, body: str, *args):
+    """Run ``body`` as an async function of ``args`` with ``app`` (the ComfyUI app) and
+    ``pack(name)`` (imports one of the pack's js/lib modules) in scope; return its value."""
+    script = (
+        "const done = arguments[arguments.length - 1];"
+        "const args = Array.from(arguments).slice(0, -1);"
+        "const app = window.comfyAPI.app.app;"
+        "const pack = (name) => import('/extensions/ComfyUI-FactorPortrait/lib/' + name);"
+        f"(async (...args) => {{ {body} }})(...args)"
+        ".then(value => done({ok: value === undefined ? null : value}),"
+        "      error => done({error: String((error && error.stack) || error)}));"
+    )
+    answer = driver.execute_async_script(script, *args)
+    if "error" in answer:
+        pytest.fail(f"JavaScript failed in the page: {answer['error']}")
+    return answer["ok"]
+
+
+def load_graph(driver, workflow: dict) -> None:
+    """Load a UI workflow as dropping its file would, then let the previews draw."""
+    run_js(driver, "await app.loadGraphData(args[0]); await new Promise(r => setTimeout(r, 600));", workflow)
+
+
+def show_node(driver, node_id) -> None:
+    """Scroll the graph so the node sits at the top left of the window, at 100 % zoom."""
+    run_js(driver, """
+        const node = app.graph.getNodeById(args[0]);
+        app.canvas.ds.scale = 1;
+        app.canvas.ds.offset = [-node.pos[0] + 80, -node.pos[1] + 110];
+        app.canvas.setDirty(true, true);
+        await new Promise(r => setTimeout(r, 500));""", node_id)
