@@ -23,7 +23,7 @@ export class Viewer {
     const hi = [0, 1, 2].map((i) => Math.max(...points.map((p) => p[i])));
     this.lookAt = lo.map((l, i) => (l + hi[i]) / 2);
     const extent = Math.max(...points.map((p) => Math.hypot(...sub(p, this.lookAt))), 0.2);
-    this.radius = (extent / Math.sin((this.fov * RAD) / 2)) * 1.05;
+    this.radius = (extent / Math.sin((this.fov * RAD) / 2)) * 0.8; // the box corners may leave the view, the path stays in
   }
 
   /** Set up the projection for a canvas of width x height pixels. */
