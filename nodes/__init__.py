@@ -10,6 +10,7 @@ from .evaluate_controls import EvaluateControls
 from .expression_encoders import LoadExpressionEncoder
 from .expression_keyframes import ExpressionKeyframes
 from .extract_expression import ExtractExpression
+from .lora import LoraNode
 from .model_loader import LoadModel
 from .plucker_rays import PluckerRayMaps
 from .render_normal_maps import RenderNormalMaps
@@ -29,6 +30,7 @@ NODES: list[type[io.ComfyNode]] = [
     RetargetExpression,
     ExpressionKeyframes,
     LoadModel,
+    LoraNode,
     Sampler,
     EvaluateControls,
 ]

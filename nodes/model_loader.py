@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import comfy.model_management as mm
 import torch
@@ -12,6 +12,7 @@ from comfy_api.latest import io
 from ..models.checkpoint import DEFAULT_EXPRESSION_DIM, STORAGE_DTYPES, LoadedModel, file_kind, load_model
 from ..models.errors import InputError
 from ..models.factorportrait_dit import FactorPortraitDiT
+from ..models.lora import LoraFile, applied
 from ..models.wan.offload import model_weight_bytes, stream_blocks
 from .errors import reported_as
 from .model_folders import DEFAULT_MODEL, DIFFUSION_MODELS, FACTORPORTRAIT, NONE, resolve, weight_files
@@ -27,12 +28,14 @@ INPUT_OF_ROLE = {"checkpoint": "factorportrait_weights", "control_weights": "fac
 @dataclass
 class FactorPortraitModel:
     """The value of ``FACTORPORTRAIT_MODEL``: a loaded model (kept on the offload device
-    between runs) and how to run it."""
+    between runs), how to run it, and the LoRAs applied while it runs (the loaded weights
+    themselves never change, so other branches of a graph see the model without them)."""
 
     loaded: LoadedModel
     load_device: torch.device
     offload_device: torch.device
     streaming: str  # "auto" | "off" | "on"
+    loras: tuple[tuple[LoraFile, float], ...] = field(default=())  # (file, strength), in order
 
     @property
     def model(self) -> FactorPortraitDiT:
@@ -41,7 +44,8 @@ class FactorPortraitModel:
     @contextlib.contextmanager
     def running(self, activation_bytes: int = 0):
         """Put the model on the load device for the block (streaming its blocks when they do
-        not fit), and back on the offload device afterwards, also after an error."""
+        not fit), with its LoRAs applied (``models.lora.applied``), and back on the offload
+        device afterwards without them, also after an error."""
         device = self.load_device
         weights = model_weight_bytes(self.model)
         stream = self.streaming == "on"
@@ -50,12 +54,13 @@ class FactorPortraitModel:
         resident = weights.resident(PREFETCH if stream else None)
         mm.free_memory(resident + activation_bytes, device)
         try:
-            if stream:
-                with stream_blocks(self.model, device, prefetch=PREFETCH):
+            if stream:  # merged into the blocks' CPU weights, which the streamer copies
+                with applied(self.model, list(self.loras)), stream_blocks(self.model, device, prefetch=PREFETCH):
                     yield device
             else:
                 self.model.to(device)
-                yield device
+                with applied(self.model, list(self.loras)):
+                    yield device
         finally:
             self.model.to(self.offload_device)
             mm.soft_empty_cache()

@@ -86,6 +86,13 @@ EXPECTED_NODES: dict[str, tuple[str, str, list[str], list[str], list[str]]] = {
         ["FACTORPORTRAIT_MODEL", "STRING"],
         ["model", "info"],
     ),
+    "FactorPortraitLoRA": (
+        "FactorPortrait LoRA",
+        "FactorPortrait/model",
+        ["model", "lora_name", "strength_model"],
+        ["FACTORPORTRAIT_MODEL", "STRING"],
+        ["model", "info"],
+    ),
     "FactorPortraitSampler": (
         "FactorPortrait Sampler",
         "FactorPortrait/sampling",
