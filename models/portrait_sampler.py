@@ -5,6 +5,7 @@ Everything here is in the DiT's latent space (normalised Wan latents, see
 """
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -16,6 +17,8 @@ from .sampling import (
     guided_velocity_fn, initial_noise, model_timestep, noise_latent, sample, solver_sigmas,
     windowed_velocity_fn,
 )
+from .sampling.schedule import fixed_timestep_sigmas
+from .sampling.step_cache import StepCache
 from .wan.config import NO_TEXT_LEN, TEXT_LEN
 
 
@@ -84,7 +87,8 @@ def generate(model: FactorPortraitDiT, conditions: PortraitConditions, *, num_la
              seed: int, steps: int, cfg: float, expression_cfg: float, shift: float,
              solver: str = "unipc", denoise: float = 1.0, init_latent: torch.Tensor | None = None,
              window: int = 21, overlap: int = 4, device: torch.device | str = "cpu",
-             callback: Callable[[int, int], None] | None = None) -> torch.Tensor:
+             callback: Callable[[int, int], None] | None = None,
+             timesteps: Sequence[int] | None = None, step_cache: StepCache | None = None) -> torch.Tensor:
     """Sample a video latent ``[1, 16, T, h, w]`` (DiT space, float32, on the CPU).
 
     The noise is drawn on the CPU from ``seed`` exactly as ComfyUI draws it. With
@@ -92,10 +96,18 @@ def generate(model: FactorPortraitDiT, conditions: PortraitConditions, *, num_la
     Videos longer than ``window`` latent frames are made of windows overlapping by at
     least ``overlap`` latent frames whose velocities are blended at every step.
     ``callback(step, total)`` runs after each step; an exception there stops sampling.
+    ``timesteps``: fixed Wan timesteps (e.g. a step-distilled model's 1000/750/500/250)
+    instead of ``steps`` of the 'simple' schedule. ``step_cache``: skip the blocks on steps
+    where their input barely changed (:mod:`models.sampling.step_cache`); its counters tell
+    how many network evaluations ran.
     """
     _, _, _, h, w = conditions.reference.shape
     shape = (1, 16, num_latent_frames, h, w)
-    sigmas = solver_sigmas(steps, shift, denoise, solver)
+    if timesteps is not None:
+        sigmas = fixed_timestep_sigmas(timesteps, shift)
+    else:
+        sigmas = solver_sigmas(steps, shift, denoise, solver)
+    step_of_sigma = {float(s): i for i, s in enumerate(sigmas[:-1])}
     noise = initial_noise(shape, seed)
     if denoise < 1.0 and init_latent is not None:
         x = noise_latent(init_latent.float().cpu(), noise, float(sigmas[0]))
@@ -106,6 +118,9 @@ def generate(model: FactorPortraitDiT, conditions: PortraitConditions, *, num_la
         conditions.positive, conditions.negative)))
 
     def window_velocity(x_window: torch.Tensor, sigma: float, frames: range) -> torch.Tensor:
+        if step_cache is not None:
+            step_cache.key = (frames.start, frames.stop)
+            step_cache.progress = step_of_sigma.get(float(sigma), 0) / (len(sigmas) - 1)
         cond = conditions_on_device.window(frames)
         guided = guided_velocity_fn(lambda xb, s, br: branch_velocity(model, cond, xb, s, br),
                                     cfg, expression_cfg)
@@ -123,6 +138,7 @@ def generate(model: FactorPortraitDiT, conditions: PortraitConditions, *, num_la
         if callback is not None:
             callback(step, total)
 
-    with torch.inference_mode():
+    cache = step_cache.attached(model) if step_cache is not None else contextlib.nullcontext()
+    with torch.inference_mode(), cache:
         out = sample(velocity, x.to(device), sigmas, solver, callback=on_step)
     return out.float().cpu()

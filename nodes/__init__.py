@@ -4,6 +4,7 @@ from __future__ import annotations
 from comfy_api.latest import ComfyExtension, io
 from typing_extensions import override
 
+from .attention_compile import AttentionCompileNode
 from .camera_files import LoadCameraTrajectory, SaveCameraTrajectory
 from .camera_trajectory import CameraTrajectoryNode
 from .evaluate_controls import EvaluateControls
@@ -16,6 +17,7 @@ from .plucker_rays import PluckerRayMaps
 from .render_normal_maps import RenderNormalMaps
 from .retarget_expression import RetargetExpression
 from .sampler import Sampler
+from .step_cache import StepCacheNode
 from .track_body_mesh import TrackBodyMesh
 
 NODES: list[type[io.ComfyNode]] = [
@@ -31,6 +33,8 @@ NODES: list[type[io.ComfyNode]] = [
     ExpressionKeyframes,
     LoadModel,
     LoraNode,
+    AttentionCompileNode,
+    StepCacheNode,
     Sampler,
     EvaluateControls,
 ]

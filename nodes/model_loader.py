@@ -13,6 +13,9 @@ from ..models.checkpoint import DEFAULT_EXPRESSION_DIM, STORAGE_DTYPES, LoadedMo
 from ..models.errors import InputError
 from ..models.factorportrait_dit import FactorPortraitDiT
 from ..models.lora import LoraFile, applied
+from ..models.sampling.step_cache import StepCacheSettings
+from ..models.wan.attention import use_attention
+from ..models.wan.compile import CompileSettings, set_block_compile
 from ..models.wan.offload import model_weight_bytes, stream_blocks
 from .errors import reported_as
 from .model_folders import DEFAULT_MODEL, DIFFUSION_MODELS, FACTORPORTRAIT, NONE, resolve, weight_files
@@ -36,6 +39,9 @@ class FactorPortraitModel:
     offload_device: torch.device
     streaming: str  # "auto" | "off" | "on"
     loras: tuple[tuple[LoraFile, float], ...] = field(default=())  # (file, strength), in order
+    attention: str = "sdpa"  # models.wan.attention.BACKENDS
+    compile: CompileSettings | None = None  # torch.compile of the blocks (not when streamed)
+    step_cache: StepCacheSettings | None = None  # read by the Sampler
 
     @property
     def model(self) -> FactorPortraitDiT:
@@ -44,8 +50,9 @@ class FactorPortraitModel:
     @contextlib.contextmanager
     def running(self, activation_bytes: int = 0):
         """Put the model on the load device for the block (streaming its blocks when they do
-        not fit), with its LoRAs applied (``models.lora.applied``), and back on the offload
-        device afterwards without them, also after an error."""
+        not fit), with its LoRAs applied (``models.lora.applied``), its attention backend and
+        compiled blocks, and back on the offload device afterwards without the LoRAs, also
+        after an error. Streamed blocks run eagerly (their weights change at every call)."""
         device = self.load_device
         weights = model_weight_bytes(self.model)
         stream = self.streaming == "on"
@@ -53,13 +60,14 @@ class FactorPortraitModel:
             stream = weights.total + activation_bytes > mm.get_free_memory(device)
         resident = weights.resident(PREFETCH if stream else None)
         mm.free_memory(resident + activation_bytes, device)
+        set_block_compile(self.model.blocks, None if stream else self.compile)
         try:
-            if stream:  # merged into the blocks' CPU weights, which the streamer copies
-                with applied(self.model, list(self.loras)), stream_blocks(self.model, device, prefetch=PREFETCH):
-                    yield device
-            else:
-                self.model.to(device)
-                with applied(self.model, list(self.loras)):
+            with use_attention(self.attention), applied(self.model, list(self.loras)):
+                if stream:  # the LoRAs are merged into the blocks' CPU weights, which the streamer copies
+                    with stream_blocks(self.model, device, prefetch=PREFETCH):
+                        yield device
+                else:
+                    self.model.to(device)
                     yield device
         finally:
             self.model.to(self.offload_device)

@@ -115,3 +115,17 @@ def _check_schedule_inputs(steps: int, shift: float, denoise: float) -> tuple[in
 
 def _is_real(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def fixed_timestep_sigmas(timesteps, shift: float) -> torch.Tensor:
+    """Sigmas of a fixed list of Wan timesteps, as step-distilled models are sampled
+    (lightx2v's ``denoising_step_list``): timestep ``t`` of 1000 -> ``shift_sigma(t / 1000)``,
+    then 0. ``[len(timesteps) + 1]`` float64. For 1000/750/500/250 at any shift these are
+    also ComfyUI's 'simple' 4-step sigmas."""
+    steps = list(timesteps)
+    if not steps or any(not (0 < t <= NUM_TIMESTEPS) for t in steps) or any(a <= b for a, b in zip(steps, steps[1:])):
+        raise InputError("timesteps", f"timesteps must fall from at most {NUM_TIMESTEPS} to above 0, "
+                                      f"got {steps}.")
+    _check_schedule_inputs(1, shift, 1.0)
+    t = torch.tensor(steps, dtype=torch.float64) / NUM_TIMESTEPS
+    return torch.cat([shift_sigma(t, float(shift)), t.new_zeros(1)])

@@ -17,10 +17,10 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import torch.utils.checkpoint
 from einops import rearrange
 
+from .attention import attention
 from .config import WanConfig
 from .layers import CastConv3d, CastLinear, LayerNorm, RMSNorm, cast_like
 from .rope import apply_rope, rope_frequencies
@@ -34,12 +34,6 @@ def sinusoidal_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     freqs = 10000.0 ** (-torch.arange(half, dtype=torch.float32, device=t.device) / half)
     angles = torch.outer(t.float(), freqs)
     return torch.cat([torch.cos(angles), torch.sin(angles)], dim=1)
-
-
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Multi-head attention via SDPA: ``[B, L, heads, head_dim]`` each -> ``[B, Lq, dim]``."""
-    out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
-    return out.transpose(1, 2).flatten(2)
 
 
 class SelfAttention(nn.Module):

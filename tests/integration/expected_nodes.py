@@ -93,6 +93,20 @@ EXPECTED_NODES: dict[str, tuple[str, str, list[str], list[str], list[str]]] = {
         ["FACTORPORTRAIT_MODEL", "STRING"],
         ["model", "info"],
     ),
+    "FactorPortraitAttentionCompile": (
+        "FactorPortrait Attention & Compile",
+        "FactorPortrait/model",
+        ["model", "attention", "compile", "compile_mode", "dynamic"],
+        ["FACTORPORTRAIT_MODEL"],
+        ["model"],
+    ),
+    "FactorPortraitStepCache": (
+        "FactorPortrait Step Cache",
+        "FactorPortrait/model",
+        ["model", "threshold", "start", "end"],
+        ["FACTORPORTRAIT_MODEL"],
+        ["model"],
+    ),
     "FactorPortraitSampler": (
         "FactorPortrait Sampler",
         "FactorPortrait/sampling",
