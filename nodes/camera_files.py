@@ -7,10 +7,11 @@ import os
 import folder_paths
 from comfy_api.latest import io
 
-from ..models.camera_io import trajectory_from_json, trajectory_to_json
+from ..models.camera_io import trajectory_from_json, trajectory_to_dict, trajectory_to_json
 from ..models.camera_preview import trajectory_preview
 from ..models.errors import InputError
 from .errors import reported_as
+from .ui_previews import CAMERA_KEY
 from .types import Camera
 
 LOAD_NAME = "FactorPortrait Load Camera Trajectory"
@@ -82,7 +83,7 @@ class LoadCameraTrajectory(io.ComfyNode):
             except (OSError, UnicodeDecodeError) as e:
                 raise InputError("file", f"{file!r} could not be read ({e}).") from None
             camera = trajectory_from_json(text, "file", repr(file))
-        return io.NodeOutput(camera, trajectory_preview(camera))
+        return io.NodeOutput(camera, trajectory_preview(camera), ui={CAMERA_KEY: [trajectory_to_dict(camera)]})
 
 
 class SaveCameraTrajectory(io.ComfyNode):

@@ -6,6 +6,7 @@ from comfy_api.latest import io
 from ..models.expression.keyframes import expression_from_keyframes
 from ..models.expression.plot import expression_plot
 from .errors import reported_as
+from .ui_previews import expression_curves
 from .types import Expression
 
 NAME = "FactorPortrait Expression Keyframes"
@@ -49,4 +50,4 @@ class ExpressionKeyframes(io.ComfyNode):
         with reported_as(NAME):
             expression = expression_from_keyframes(keyframes, frames)
             preview = expression_plot(expression)
-        return io.NodeOutput(expression, preview)
+        return io.NodeOutput(expression, preview, ui=expression_curves(expression))

@@ -8,6 +8,7 @@ from ..models.errors import InputError
 from ..models.expression.plot import expression_plot
 from ..models.tracking.keypoints import from_pose_keypoint
 from .errors import reported_as
+from .ui_previews import expression_curves
 from .progress import comfy_progress
 from .types import Expression, ExpressionEncoder, PoseKeypoint
 
@@ -59,4 +60,4 @@ class ExtractExpression(io.ComfyNode):
                                           device=mm.get_torch_device(), progress=progress)
             preview = expression_plot(codes)
         info = "\n".join([f"{codes.num_frames} frame(s), encoder '{codes.encoder}', D={codes.dim}.", *notes])
-        return io.NodeOutput(codes, preview, info)
+        return io.NodeOutput(codes, preview, info, ui=expression_curves(codes))

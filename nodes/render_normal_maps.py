@@ -7,6 +7,7 @@ from comfy_api.latest import io
 from ..models.render.normal_maps import BACKENDS
 from ..models.tracking.rendering import render_track_normals
 from .errors import reported_as
+from .ui_previews import animated_preview, with_images
 from .progress import comfy_progress
 from .types import BodyTrack, Camera
 
@@ -55,4 +56,4 @@ class RenderNormalMaps(io.ComfyNode):
                                                  device="cpu" if backend == "moderngl" else device,
                                                  progress=progress)
         out = mm.intermediate_device()
-        return io.NodeOutput(images.to(out), masks.to(out))
+        return io.NodeOutput(images.to(out), masks.to(out), ui=with_images(animated_preview(images)))

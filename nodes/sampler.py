@@ -13,6 +13,7 @@ from ..models.portrait_sampler import PortraitConditions, generate
 from ..models.sampling import SOLVERS
 from ..models.wan import latent_format
 from .errors import reported_as
+from .ui_previews import latent_video_preview, with_images
 from .types import Expression, Model, Rays
 
 NAME = "FactorPortrait Sampler"
@@ -173,4 +174,4 @@ class Sampler(io.ComfyNode):
                 except FloatingPointError as e:
                     raise InputError("model", str(e)) from None
         samples = latent_format.denormalize(out).to(mm.intermediate_device())
-        return io.NodeOutput({"samples": samples})
+        return io.NodeOutput({"samples": samples}, ui=with_images(latent_video_preview(samples)))

@@ -11,6 +11,7 @@ from ..models.tracking.mediapipe_detector import detect_landmarks
 from ..models.tracking.preview import tracking_overlay
 from .body_models import ANNY_CHOICE, BODY_MODELS, load_body_model
 from .errors import reported_as
+from .ui_previews import animated_preview, with_images
 from .progress import comfy_progress
 from .types import BodyTrack, Camera, PoseKeypoint
 
@@ -112,4 +113,4 @@ class TrackBodyMesh(io.ComfyNode):
                                reference_fov_deg=reference_fov or None, retarget=retarget,
                                iterations=iterations, smoothness=smoothness, progress=comfy_progress())
             overlay = tracking_overlay(images, track.driving, model).to(mm.intermediate_device())
-        return io.NodeOutput(track, track.camera, overlay, track.summary())
+        return io.NodeOutput(track, track.camera, overlay, track.summary(), ui=with_images(animated_preview(overlay)))

