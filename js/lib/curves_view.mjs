@@ -53,6 +53,7 @@ export function drawCurves(ctx, width, height, data, channels, message = null) {
     ctx.lineWidth = 2;
     ctx.beginPath();
     data.curves[c].forEach((v, f) => (f ? ctx.lineTo(x(f), y(v)) : ctx.moveTo(x(f), y(v))));
+    if (frames === 1) ctx.lineTo(plotW - m, y(data.curves[c][0])); // one frame (e.g. a reference image): a level
     ctx.stroke();
     if (k < 14) {
       ctx.fillStyle = color;

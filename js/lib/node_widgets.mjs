@@ -53,9 +53,23 @@ export function addPreviewWidget(node, name, element, minHeight) {
     serialize: false, hideOnZoom: false, getMinHeight: () => minHeight, getValue: () => undefined, setValue: () => {},
   });
   widget.serialize = false;
-  const size = node.computeSize?.();
-  if (size && node.size && node.setSize) node.setSize([Math.max(node.size[0], 360), Math.max(node.size[1], size[1])]);
+  fitNodeToWidgets(node);
+  // A loaded workflow restores the node's saved size, which predates the preview: grow it.
+  chainMethod(node, "onConfigure", () => requestAnimationFrame(() => fitNodeToWidgets(node)));
   return widget;
+}
+
+const MIN_NODE_WIDTH = 380;
+
+/** Grow the node (never shrink it) so its widgets, the preview included, fit inside. */
+export function fitNodeToWidgets(node) {
+  const size = node.computeSize?.();
+  if (!size || !node.size || !node.setSize) return;
+  const width = Math.max(node.size[0], MIN_NODE_WIDTH), height = Math.max(node.size[1], size[1]);
+  if (width !== node.size[0] || height !== node.size[1]) {
+    node.setSize([width, height]);
+    node.setDirtyCanvas?.(true, true);
+  }
 }
 
 /**

@@ -9,7 +9,7 @@ const cross = (a, b) => [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a
 const normalize = (a) => { const n = Math.hypot(...a) || 1; return a.map((x) => x / n); };
 
 export class Viewer {
-  constructor({ yaw = 35, pitch = 22, fov = 40 } = {}) {
+  constructor({ yaw = 35, pitch = 28, fov = 40 } = {}) {
     this.yaw = yaw;
     this.pitch = pitch;
     this.fov = fov;
@@ -17,17 +17,38 @@ export class Viewer {
     this.radius = 3;
   }
 
-  /** Frame the points: look at their box centre from far enough to see them all. */
+  /** Frame the points: look at their box centre; the distance is fitted to the canvas in setup(). */
   fit(points) {
     const lo = [0, 1, 2].map((i) => Math.min(...points.map((p) => p[i])));
     const hi = [0, 1, 2].map((i) => Math.max(...points.map((p) => p[i])));
     this.lookAt = lo.map((l, i) => (l + hi[i]) / 2);
     const extent = Math.max(...points.map((p) => Math.hypot(...sub(p, this.lookAt))), 0.2);
-    this.radius = (extent / Math.sin((this.fov * RAD) / 2)) * 0.8; // the box corners may leave the view, the path stays in
+    this.radius = extent / Math.sin((this.fov * RAD) / 2);
+    this.fitPoints = points;
   }
 
-  /** Set up the projection for a canvas of width x height pixels. */
+  /** Move closer or farther until the fitted points fill FILL of the canvas (a few steps:
+   * apparent size goes nearly as 1 / distance). */
+  fitToCanvas(width, height) {
+    const FILL = 0.88;
+    for (let step = 0; step < 4; step++) {
+      this.place(width, height);
+      const ratios = this.fitPoints.map((p) => {
+        const q = this.project(p);
+        return q ? Math.max(Math.abs(q[0] - this.cx) / this.cx, Math.abs(q[1] - this.cy) / this.cy) : 2;
+      });
+      this.radius *= Math.min(4, Math.max(0.25, Math.max(...ratios) / FILL));
+    }
+    this.fitPoints = null;
+  }
+
+  /** Set up the projection for a canvas of width x height pixels (fitting it first after fit()). */
   setup(width, height) {
+    if (this.fitPoints) this.fitToCanvas(width, height);
+    this.place(width, height);
+  }
+
+  place(width, height) {
     const p = this.pitch * RAD, y = this.yaw * RAD;
     const offset = [Math.cos(p) * Math.sin(y), Math.sin(p), Math.cos(p) * Math.cos(y)];
     this.eye = this.lookAt.map((l, i) => l + this.radius * offset[i]);

@@ -19,7 +19,7 @@ import pytest
 CHROMIUM_FLAGS = (
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage", "--window-size=1600,1000", "--force-device-scale-factor=1",
+    "--disable-dev-shm-usage", "--window-size=1600,1200", "--force-device-scale-factor=1",
 )
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 DRIVERS = ("chromedriver", "/usr/lib/chromium/chromedriver")
@@ -93,10 +93,25 @@ def console_errors(driver) -> list[str]:
     return [f"{e.get('source')}: {e.get('message')}" for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
 
 
-def save_screenshot(driver, folder: Path, name: str) -> Path:
+def save_screenshot(driver, folder: Path, name: str, node_id: int | None = None) -> Path:
+    """Save the window as ``folder/name.png``, or only the node ``node_id`` (title included)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.png"
     driver.save_screenshot(str(path))
+    if node_id is not None:
+        box = run_js(driver, """
+            const node = app.graph.getNodeById(args[0]), ds = app.canvas.ds;
+            const LG = window.LiteGraph ?? window.comfyAPI?.litegraph?.LiteGraph;
+            const title = LG?.NODE_TITLE_HEIGHT ?? 30, rect = app.canvas.canvas.getBoundingClientRect();
+            const [x, y] = ds.convertOffsetToCanvas([node.pos[0], node.pos[1] - title]);
+            return [rect.left + x, rect.top + y, node.size[0] * ds.scale, (node.size[1] + title) * ds.scale];""", node_id)
+        from PIL import Image
+
+        with Image.open(path) as im:
+            left, top, width, height = (round(v) for v in box)
+            pad = 6
+            im.crop((max(0, left - pad), max(0, top - pad), min(im.width, left + width + pad),
+                     min(im.height, top + height + pad))).save(path)
     return path
 
 
@@ -110,7 +125,8 @@ OFFLINE_NOISE = (
     "/user.css",
     "/favicon.ico",
 )
-FIRST_RUN_SETTINGS = {"Comfy.TutorialCompleted": True}  # no templates dialog over the graph
+# No templates dialog and no minimap over the graph (screenshots).
+FIRST_RUN_SETTINGS = {"Comfy.TutorialCompleted": True, "Comfy.Minimap.Visible": False}
 
 
 def offline_noise(message: str) -> bool:
@@ -159,10 +175,10 @@ def load_graph(driver, workflow: dict) -> None:
 
 
 def show_node(driver, node_id) -> None:
-    """Scroll the graph so the node sits at the top left of the window, at 100 % zoom."""
+    """Scroll the graph so the node sits near the top left of the window, at 100 % zoom."""
     run_js(driver, """
         const node = app.graph.getNodeById(args[0]);
         app.canvas.ds.scale = 1;
-        app.canvas.ds.offset = [-node.pos[0] + 80, -node.pos[1] + 110];
+        app.canvas.ds.offset = [-node.pos[0] + 320, -node.pos[1] + 170];  // clear of the floating tab bar
         app.canvas.setDirty(true, true);
         await new Promise(r => setTimeout(r, 500));""", node_id)

@@ -197,6 +197,7 @@ def test_keyframe_edited_in_the_editor_reaches_the_backend(page, comfy):
     with_key = json.loads(keyframes_text(page, node_id))
     assert [k["frame"] for k in with_key["keyframes"]] == [0, 20, 40, 80]
     save_screenshot(page, artifacts_dir(), "camera-keyframe-editor")
+    save_screenshot(page, artifacts_dir(), "camera-keyframe-editor-node", node_id)  # the README's picture
     # Queue the prompt as the Run button does and read what the backend saved.
     before = set(comfy.get("/history"))
     run_js(page, "await app.queuePrompt(0, 1);")
