@@ -1,6 +1,8 @@
 """Node "FactorPortrait Sampler": reference image + controls -> video LATENT for VAEDecode."""
 from __future__ import annotations
 
+import logging
+
 import comfy.model_management as mm
 import comfy.utils
 import torch
@@ -11,12 +13,15 @@ from ..models.latent_frames import TEMPORAL_STRIDE, check_frame_count, latent_fr
 from ..models.plucker import LATENT_STRIDE, check_image_size
 from ..models.portrait_sampler import PortraitConditions, generate
 from ..models.sampling import SOLVERS
+from ..models.sampling.presets import PRESETS
+from ..models.sampling.step_cache import StepCache
 from ..models.wan import latent_format
 from .errors import reported_as
 from .ui_previews import latent_video_preview, with_images
 from .types import Expression, Model, Rays
 
 NAME = "FactorPortrait Sampler"
+CUSTOM = "custom"
 
 
 def _video_size(rays, normal_maps, reference, length: int) -> tuple[int, int, int]:
@@ -116,6 +121,10 @@ class Sampler(io.ComfyNode):
                     "conditioned on the reference.")),
                 io.Int.Input("overlap", default=16, min=0, max=4096, step=4, tooltip=(
                     "Minimum overlap of neighbouring windows in frames; overlaps are blended.")),
+                io.Combo.Input("preset", options=[CUSTOM, *PRESETS], default=CUSTOM, optional=True, tooltip=(
+                    "custom: the settings above. step_distill_4: for Wan step-distill LoRAs "
+                    "(lightx2v): 4 Euler steps at timesteps 1000/750/500/250, shift 5, cfg 1; "
+                    "overrides steps, cfg, expression_cfg, shift and solver.")),
             ],
             outputs=[io.Latent.Output(display_name="latent", tooltip="[1, 16, T, H/8, W/8] video latent.")],
         )
@@ -123,8 +132,19 @@ class Sampler(io.ComfyNode):
     @classmethod
     def execute(cls, model, vae, reference, length, seed, steps, cfg, expression_cfg, shift, solver,
                 denoise, window, overlap, rays=None, normal_maps=None, expression=None,
-                positive=None, negative=None, latent=None) -> io.NodeOutput:
+                positive=None, negative=None, latent=None, preset=CUSTOM) -> io.NodeOutput:
         with reported_as(NAME):
+            timesteps = None
+            if preset != CUSTOM:
+                if preset not in PRESETS:
+                    raise InputError("preset", f"unknown preset {preset!r}; choose one of {CUSTOM}, "
+                                     + ", ".join(PRESETS) + ".")
+                if denoise < 1.0:
+                    raise InputError("denoise", f"the {preset} preset samples from pure noise at fixed "
+                                     "timesteps; set denoise to 1 or the preset to custom.")
+                p = PRESETS[preset]
+                steps, cfg, expression_cfg, shift, solver, timesteps = (
+                    p.steps, p.cfg, p.expression_cfg, p.shift, p.solver, p.timesteps)
             frames, width, height = _video_size(rays, normal_maps, reference, length)
             t_lat = latent_frame_count(frames)
             if rays is not None and rays.shape[2] == 1:  # a static camera: same rays every frame
@@ -164,14 +184,18 @@ class Sampler(io.ComfyNode):
                 progress.update_absolute(step + 1, total)
                 mm.throw_exception_if_processing_interrupted()
 
+            cache = StepCache(model.step_cache) if model.step_cache is not None else None
             with model.running() as device:
                 try:
                     out = generate(model.model, conditions, num_latent_frames=t_lat, seed=seed,
                                    steps=steps, cfg=cfg, expression_cfg=expression_cfg, shift=shift,
                                    solver=solver, denoise=denoise, init_latent=init,
                                    window=window_lat, overlap=overlap_lat, device=device,
-                                   callback=on_step)
+                                   callback=on_step, timesteps=timesteps, step_cache=cache)
                 except FloatingPointError as e:
                     raise InputError("model", str(e)) from None
+            if cache is not None:
+                logging.info("%s: step cache ran the blocks %d of %d times (%.2fx fewer)", NAME,
+                             cache.computed, cache.computed + cache.skipped, cache.speedup)
         samples = latent_format.denormalize(out).to(mm.intermediate_device())
         return io.NodeOutput({"samples": samples}, ui=with_images(latent_video_preview(samples)))

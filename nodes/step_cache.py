@@ -27,7 +27,7 @@ class StepCacheNode(io.ComfyNode):
             ),
             inputs=[
                 Model.Input("model", tooltip="From FactorPortrait Load Model (or a LoRA node)."),
-                io.Float.Input("threshold", default=0.05, min=0.0, max=1.0, step=0.005, tooltip=(
+                io.Float.Input("threshold", default=0.2, min=0.0, max=1.0, step=0.005, tooltip=(
                     "Predicted relative change of the blocks' output allowed to build up before "
                     "they run again. 0: off.")),
                 io.Float.Input("start", default=0.2, min=0.0, max=1.0, step=0.01, tooltip=(
