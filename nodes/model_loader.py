@@ -62,8 +62,8 @@ class FactorPortraitModel:
         mm.free_memory(resident + activation_bytes, device)
         set_block_compile(self.model.blocks, None if stream else self.compile)
         try:
-            with use_attention(self.attention), applied(self.model, list(self.loras)):
-                if stream:  # the LoRAs are merged into the blocks' CPU weights, which the streamer copies
+            with use_attention(self.attention), applied(self.model, list(self.loras), hooks=stream):
+                if stream:
                     with stream_blocks(self.model, device, prefetch=PREFETCH):
                         yield device
                 else:

@@ -4,11 +4,11 @@ Two ways, the same result (tests check both against ComfyUI's LoraLoaderModelOnl
 
 - :func:`merged`: each changed parameter is replaced by ``W + sum(strength * delta)``
   computed in float32 and stored in the parameter's dtype; the original tensors are put
-  back on exit, bit for bit (the Parameter objects stay, so block streaming, which copies
-  them at each step, sees the merged values). The fastest at run time.
+  back on exit, bit for bit. The fastest at run time.
 - :func:`unmerged`: forward hooks add ``strength * scale * up(down(x))`` (a LoRA) or the
   input through the full change (other kinds) to a layer's output. For weights stored in
-  fp8, where merging would round the small change away.
+  fp8, where merging would round the small change away, and for streamed blocks, whose
+  weights would need a second copy in CPU memory to be restored.
 
 :func:`applied` uses each where it belongs. Several files stack: their changes add up, as
 ComfyUI's patches do.
@@ -124,10 +124,12 @@ def unmerged(model: nn.Module, loras: Stack, targets=None):
 
 
 @contextlib.contextmanager
-def applied(model: nn.Module, loras: Stack):
+def applied(model: nn.Module, loras: Stack, *, hooks: bool = False):
     """The stacked LoRAs on ``model`` inside the block: merged, except on layers whose
-    weights are stored in fp8, which get hooks."""
+    weights are stored in fp8, which get hooks, and with ``hooks`` (block streaming, where
+    merging would need a second copy of every changed weight in CPU memory) every linear
+    layer gets hooks."""
     targets = set(_by_target(loras))
-    fp8 = {t for t in targets if _stored_in_fp8(model, t)}
-    with merged(model, loras, targets - fp8), unmerged(model, loras, fp8):
+    hooked = targets if hooks else {t for t in targets if _stored_in_fp8(model, t)}
+    with merged(model, loras, targets - hooked), unmerged(model, loras, hooked):
         yield model

@@ -137,7 +137,7 @@ def test_merged_hooked_streamed_and_fp8_agree_and_restore():
             ref = m(x, t, ctx)
         with unmerged(m, files):
             hooked = m(x, t, ctx)
-        with applied(m, files), stream_blocks(m, "cpu"):
+        with applied(m, files, hooks=True), stream_blocks(m, "cpu"):
             streamed = m(x, t, ctx)
     assert (ref - plain).abs().max() > 0.05
     torch.testing.assert_close(hooked, ref, rtol=0, atol=1e-5)
