@@ -4,7 +4,6 @@
 // node keeps working without its preview.
 
 import { app } from "../../scripts/app.js";
-import { api } from "../../scripts/api.js";
 import { camerasFromW2c } from "./lib/camera_path.mjs";
 import { CameraPreview } from "./lib/camera_preview_widget.mjs";
 import { addPreviewWidget, chainMethod, warn, watchWidgets } from "./lib/node_widgets.mjs";
@@ -26,7 +25,9 @@ function setUpTrajectory(node) {
 async function fetchTrajectory(file) {
   const slash = file.lastIndexOf("/");
   const params = new URLSearchParams({ filename: file.slice(slash + 1), subfolder: slash < 0 ? "" : file.slice(0, slash), type: "input" });
-  const response = await api.fetchApi(`/view?${params}`);
+  // The frontend's api object knows the server's base path; plain fetch of "api/..." otherwise.
+  const api = window.comfyAPI?.api?.api;
+  const response = api?.fetchApi ? await api.fetchApi(`/view?${params}`) : await fetch(`api/view?${params}`);
   if (!response.ok) throw new Error(`${file}: HTTP ${response.status}`);
   return response.json();
 }
@@ -35,12 +36,15 @@ function setUpLoad(node) {
   const preview = new CameraPreview(node, { editable: false });
   node.factorPortraitPreview = preview;
   if (!addPreviewWidget(node, "camera_preview", preview.element, PREVIEW_HEIGHT)) return;
+  let latest = 0; // a slow answer for a file chosen earlier must not replace a newer one
   watchWidgets(node, ["file"], async ({ file }) => {
+    const request = ++latest;
     if (!file) return preview.setCameras([], "no trajectory file chosen");
     try {
-      preview.setCameras(camerasFromW2c((await fetchTrajectory(file)).frames));
+      const cameras = camerasFromW2c((await fetchTrajectory(file)).frames);
+      if (request === latest) preview.setCameras(cameras);
     } catch (e) {
-      preview.setCameras([], `could not read ${file}`);
+      if (request === latest) preview.setCameras([], `could not read ${file}`);
       warn("could not preview the trajectory file", e);
     }
   });

@@ -81,11 +81,13 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str, poll_s:
 def open_frontend(driver, url: str) -> None:
     """Load the ComfyUI frontend and wait until its app and our extensions are registered."""
     driver.get(url)
+    # Extensions register before the node definitions: wait for both (and the graph).
     wait_for(lambda: driver.execute_script(
         "const app = window.comfyAPI?.app?.app ?? window.app;"
-        "return Boolean(app?.graph && app.extensionManager !== undefined && "
+        "const LG = window.LiteGraph ?? window.comfyAPI?.litegraph?.LiteGraph;"
+        "return Boolean(app?.graph && LG?.registered_node_types?.FactorPortraitCameraTrajectory && "
         "(app.extensions ?? []).some(e => e.name === 'FactorPortrait.CameraPreview'));"),
-        APP_READY_TIMEOUT_S, "the ComfyUI frontend and the FactorPortrait extensions")
+        APP_READY_TIMEOUT_S, "the ComfyUI frontend, the pack's node types and its extensions")
 
 
 def console_errors(driver) -> list[str]:
@@ -165,8 +167,12 @@ def run_js(driver, body: str, *args):
     )
     answer = driver.execute_async_script(script, *args)
     if "error" in answer:
-        pytest.fail(f"JavaScript failed in the page: {answer['error']}")
+        raise JavaScriptError(f"JavaScript failed in the page: {answer['error']}")
     return answer["ok"]
+
+
+class JavaScriptError(AssertionError):
+    """A script run in the page threw (an ordinary exception: ``wait_for`` polls on)."""
 
 
 def load_graph(driver, workflow: dict) -> None:
