@@ -17,6 +17,7 @@ const PREVIEW_HEIGHT = 300;
 function setUpTrajectory(node) {
   const preview = new CameraPreview(node, { editable: true });
   node.factorPortraitPreview = preview;
+  chainMethod(node, "onRemoved", () => preview.dispose());
   if (!addPreviewWidget(node, "camera_preview", preview.element, PREVIEW_HEIGHT)) return;
   watchWidgets(node, TRAJECTORY_WIDGETS, (values) => preview.setWidgets(values));
 }
@@ -35,6 +36,7 @@ async function fetchTrajectory(file) {
 function setUpLoad(node) {
   const preview = new CameraPreview(node, { editable: false });
   node.factorPortraitPreview = preview;
+  chainMethod(node, "onRemoved", () => preview.dispose());
   if (!addPreviewWidget(node, "camera_preview", preview.element, PREVIEW_HEIGHT)) return;
   let latest = 0; // a slow answer for a file chosen earlier must not replace a newer one
   watchWidgets(node, ["file"], async ({ file }) => {

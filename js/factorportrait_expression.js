@@ -29,8 +29,14 @@ class CurvesPreview {
     });
     this.filter.addEventListener("keydown", (e) => e.stopPropagation()); // typing is not a graph shortcut
     this.element = el("div", { style: "display:flex;flex-direction:column;gap:4px;width:100%;height:100%" }, [this.canvas, this.filter]);
-    if (typeof ResizeObserver === "function") new ResizeObserver(() => this.render()).observe(this.canvas);
+    if (typeof ResizeObserver === "function") {
+      this.resizeObserver = new ResizeObserver(() => this.render());
+      this.resizeObserver.observe(this.canvas);
+    }
   }
+
+  /** The node was removed: stop watching the canvas. */
+  dispose() { this.resizeObserver?.disconnect(); }
 
   show(data, message = null) {
     this.data = data;
@@ -50,6 +56,7 @@ class CurvesPreview {
 function setUp(node) {
   const preview = new CurvesPreview(node);
   node.factorPortraitCurves = preview;
+  chainMethod(node, "onRemoved", () => preview.dispose());
   if (!addPreviewWidget(node, "expression_curves", preview.element, CURVES_HEIGHT)) return;
   chainMethod(node, "onConfigure", () => { // a loaded workflow brings its channel choice
     preview.filter.value = node.properties?.[CHANNELS_PROPERTY] ?? "";

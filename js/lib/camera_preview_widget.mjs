@@ -41,8 +41,14 @@ export class CameraPreview {
     this.addButton.addEventListener("click", () => this.addKey());
     this.deleteButton.addEventListener("click", () => this.deleteSelected());
     this.listenToPointer();
-    if (typeof ResizeObserver === "function") new ResizeObserver(() => this.render()).observe(this.canvas);
+    if (typeof ResizeObserver === "function") {
+      this.resizeObserver = new ResizeObserver(() => this.render());
+      this.resizeObserver.observe(this.canvas);
+    }
   }
+
+  /** The node was removed: stop watching the canvas. */
+  dispose() { this.resizeObserver?.disconnect(); }
 
   /** New widget values (Camera Trajectory): recompute the path exactly as the Python node does. */
   setWidgets(values) {

@@ -16,8 +16,6 @@ import uuid
 
 import pytest
 import torch
-from selenium.webdriver.common.action_chains import ActionChains
-from selenium.webdriver.common.by import By
 
 from .frontend_browser import (artifacts_dir, console_errors, frontend_page, offline_noise, run_js, save_screenshot,
                                show_node, wait_for)
@@ -151,6 +149,8 @@ def test_preview_renders_and_follows_yaw_end(page):
 
 def drag(page, element, start: tuple[float, float], offset: tuple[int, int]) -> None:
     """A real mouse drag on ``element`` from ``start`` (pixels from its top left) by ``offset``."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
     rect = page.execute_script("const r = arguments[0].getBoundingClientRect(); return [r.width, r.height];", element)
     actions = ActionChains(page, duration=50)
     actions.move_to_element_with_offset(element, round(start[0] - rect[0] / 2), round(start[1] - rect[1] / 2))
@@ -186,16 +186,31 @@ def test_keyframe_edited_in_the_editor_reaches_the_backend(page, comfy):
     assert edited["keyframes"][1]["yaw"] == pytest.approx(60.0)
     assert edited["keyframes"][1]["pitch"] == pytest.approx(10.0)
     assert edited["keyframes"][2] == original["keyframes"][2]  # pinned already: unchanged
-    # Add a keyframe at frame 20 with the toolbar, then select and delete it again.
+    # Scrub to frame 20 with a real click on the slider, add a keyframe there with "+ key",
+    # delete it with "- key" (it is selected), and add it again.
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    toolbar = canvas.find_element(By.XPATH, "..").find_element(By.TAG_NAME, "div")
+    scrubber = toolbar.find_element(By.TAG_NAME, "input")
+    width = page.execute_script("return arguments[0].getBoundingClientRect().width;", scrubber)
+    ActionChains(page).move_to_element_with_offset(scrubber, round(-width / 2 + width / 4), 0).click().perform()
+    frame = wait_for(lambda: run_js(page, "return app.graph.getNodeById(args[0]).factorPortraitPreview.currentFrame;",
+                                    node_id), 5, "the scrubbed frame")
+    assert 12 <= frame <= 28, f"a click a quarter along the slider scrubs to about frame 20, got {frame}"
     run_js(page, """
         const scrubber = app.graph.getNodeById(args[0]).factorPortraitPreview.scrubber;
         scrubber.value = 20;
-        scrubber.dispatchEvent(new Event('input'));""", node_id)
-    preview_buttons = canvas.find_element(By.XPATH, "..").find_elements(By.TAG_NAME, "button")
-    add_button = next(b for b in preview_buttons if b.text.startswith("+"))
+        scrubber.dispatchEvent(new Event('input'));""", node_id)  # exactly 20 for the checks below
+    add_button, delete_button = toolbar.find_elements(By.TAG_NAME, "button")
+    frames = lambda: [k["frame"] for k in json.loads(keyframes_text(page, node_id))["keyframes"]]
     add_button.click()
+    assert frames() == [0, 20, 40, 80]
+    delete_button.click()
+    assert frames() == [0, 40, 80]
+    add_button.click()
+    assert frames() == [0, 20, 40, 80]
     with_key = json.loads(keyframes_text(page, node_id))
-    assert [k["frame"] for k in with_key["keyframes"]] == [0, 20, 40, 80]
     save_screenshot(page, artifacts_dir(), "camera-keyframe-editor")
     save_screenshot(page, artifacts_dir(), "camera-keyframe-editor-node", node_id)  # the README's picture
     # Queue the prompt as the Run button does and read what the backend saved.
