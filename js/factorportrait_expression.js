@@ -7,7 +7,7 @@
 import { app } from "../../scripts/app.js";
 import { chosenChannels, drawCurves } from "./lib/curves_view.mjs";
 import { expressionCurves } from "./lib/expression_keys.mjs";
-import { addPreviewWidget, chainMethod, el, fitCanvas, warn, watchWidgets } from "./lib/node_widgets.mjs";
+import { addPreviewWidget, chainMethod, el, fitCanvas, redrawOnResize, warn, watchWidgets } from "./lib/node_widgets.mjs";
 
 const KEYFRAMES_NODE = "FactorPortraitExpressionKeyframes";
 const EXTRACT_NODE = "FactorPortraitExtractExpression";
@@ -29,14 +29,11 @@ class CurvesPreview {
     });
     this.filter.addEventListener("keydown", (e) => e.stopPropagation()); // typing is not a graph shortcut
     this.element = el("div", { style: "display:flex;flex-direction:column;gap:4px;width:100%;height:100%" }, [this.canvas, this.filter]);
-    if (typeof ResizeObserver === "function") {
-      this.resizeObserver = new ResizeObserver(() => this.render());
-      this.resizeObserver.observe(this.canvas);
-    }
+    this.resizeObserver = redrawOnResize(this.canvas, () => this.render());
   }
 
   /** The node was removed: stop watching the canvas. */
-  dispose() { this.resizeObserver?.disconnect(); }
+  dispose() { this.resizeObserver.disconnect(); }
 
   show(data, message = null) {
     this.data = data;

@@ -7,7 +7,7 @@
 import { cameraPath, keyframesOf, PathInputError } from "./camera_path.mjs";
 import { drawCameraScene } from "./camera_scene.mjs";
 import { deleteKey, insertKey, setKeyValues } from "./keyframe_edits.mjs";
-import { el, fitCanvas, setWidgetValue, warn } from "./node_widgets.mjs";
+import { el, fitCanvas, redrawOnResize, setWidgetValue, warn } from "./node_widgets.mjs";
 import { Viewer } from "./scene_projection.mjs";
 
 const PICK_RADIUS = 10; // pixels
@@ -41,14 +41,11 @@ export class CameraPreview {
     this.addButton.addEventListener("click", () => this.addKey());
     this.deleteButton.addEventListener("click", () => this.deleteSelected());
     this.listenToPointer();
-    if (typeof ResizeObserver === "function") {
-      this.resizeObserver = new ResizeObserver(() => this.render());
-      this.resizeObserver.observe(this.canvas);
-    }
+    this.resizeObserver = redrawOnResize(this.canvas, () => this.render());
   }
 
   /** The node was removed: stop watching the canvas. */
-  dispose() { this.resizeObserver?.disconnect(); }
+  dispose() { this.resizeObserver.disconnect(); }
 
   /** New widget values (Camera Trajectory): recompute the path exactly as the Python node does. */
   setWidgets(values) {

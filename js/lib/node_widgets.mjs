@@ -92,7 +92,8 @@ export function watchWidgets(node, names, onChange, periodMs = 200) {
   return { refresh: () => { last = null; check(); } };
 }
 
-/** A canvas that fills ``container`` at the screen's pixel density; returns its 2-D context and CSS size. */
+/** Size the canvas's pixels to its on-screen size at the screen's density; returns its 2-D
+ * context (drawing in CSS pixels) and that size. */
 export function fitCanvas(canvas) {
   const width = Math.max(50, Math.floor(canvas.clientWidth || 320));
   const height = Math.max(50, Math.floor(canvas.clientHeight || 240));
@@ -106,7 +107,15 @@ export function fitCanvas(canvas) {
   return { ctx, width, height };
 }
 
-/** A small toolbar element: buttons and a range input, styled like the frontend's widgets. */
+/** Redraw when the canvas changes size (the node is resized); ``.disconnect()`` stops it. */
+export function redrawOnResize(canvas, render) {
+  if (typeof ResizeObserver !== "function") return { disconnect() {} };
+  const observer = new ResizeObserver(() => render());
+  observer.observe(canvas);
+  return observer;
+}
+
+/** A DOM element with properties (``style`` as CSS text) and children. */
 export function el(tag, props = {}, children = []) {
   const element = document.createElement(tag);
   Object.assign(element, props);
