@@ -2,7 +2,8 @@
 // "FactorPortrait Load Camera Trajectory" (the chosen file). In keyframes mode it is an
 // editor: click a keyframe's ring to select it, drag it to change its yaw (left/right) and
 // pitch (up/down), shift-drag (or the wheel over it) for its distance; "+ key" adds one at
-// the scrubbed frame, "- key" deletes the selected one. Dragging elsewhere turns the view.
+// the scrubbed frame, "- key" deletes the selected one. Dragging elsewhere turns the view,
+// the wheel elsewhere zooms it, a double click fits it again.
 
 import { cameraPath, keyframesOf, PathInputError } from "./camera_path.mjs";
 import { drawCameraScene } from "./camera_scene.mjs";
@@ -13,6 +14,7 @@ import { Viewer } from "./scene_projection.mjs";
 const PICK_RADIUS = 10; // pixels
 const DEGREES_PER_PIXEL = 0.5;
 const DISTANCE_PER_PIXEL = 0.005; // metres
+const VIEW_YAW = 35, VIEW_PITCH = 28; // degrees: the preview looks from the front right, above
 
 const BUTTON_STYLE = "background:#333;color:#ddd;border:1px solid #555;border-radius:4px;padding:0 8px;height:22px;cursor:pointer";
 
@@ -21,14 +23,14 @@ export class CameraPreview {
   constructor(node, { editable }) {
     this.node = node;
     this.editable = editable;
-    this.viewer = new Viewer();
+    this.viewer = new Viewer({ yaw: VIEW_YAW, pitch: VIEW_PITCH });
     this.cameras = [];
     this.parsed = null; // keyframes as the parser reads them (keyframes mode only)
     this.selectedKey = -1;
     this.currentFrame = 0;
     this.message = null;
     this.widgets = null;
-    this.fitted = false;
+    this.autoFit = true; // fit the view to each new path until the user turns or zooms it
     this.canvas = el("canvas", { style: "width:100%;flex:1 1 auto;min-height:120px;border-radius:6px;touch-action:none" });
     this.scrubber = el("input", { type: "range", min: 0, max: 0, value: 0, title: "frame", style: "flex:1 1 auto;min-width:60px" });
     this.frameLabel = el("span", { style: "color:#ccc;font:12px sans-serif;min-width:64px;text-align:right" });
@@ -77,7 +79,7 @@ export class CameraPreview {
     this.currentFrame = Math.min(this.currentFrame, Math.max(0, n - 1));
     this.scrubber.max = Math.max(0, n - 1);
     this.scrubber.value = this.currentFrame;
-    if (n && !this.dragging) {
+    if (n && this.autoFit && !this.dragging) {
       this.viewer.fit([...this.cameras.map((c) => c.center), [0, 0.12, 0], [0, -0.5, 0], [0.25, -0.3, 0], [-0.25, -0.3, 0]]);
     }
     this.render();
@@ -173,6 +175,7 @@ export class CameraPreview {
       try {
         if (d.key >= 0) this.dragKey(d.start, x - d.x, y - d.y, e.shiftKey);
         else {
+          this.autoFit = false;
           this.viewer.yaw = d.viewYaw - (x - d.x) * DEGREES_PER_PIXEL;
           this.viewer.pitch = Math.max(-89, Math.min(89, d.viewPitch + (y - d.y) * DEGREES_PER_PIXEL));
           this.render();
@@ -182,12 +185,24 @@ export class CameraPreview {
     const end = () => { this.dragging = null; this.afterPathChange(); };
     this.canvas.addEventListener("pointerup", end);
     this.canvas.addEventListener("pointercancel", end);
-    this.canvas.addEventListener("wheel", (e) => {
+    this.canvas.addEventListener("dblclick", (e) => { // back to the fitted view
+      e.stopPropagation();
+      this.viewer.yaw = VIEW_YAW;
+      this.viewer.pitch = VIEW_PITCH;
+      this.autoFit = true;
+      this.afterPathChange();
+    });
+    this.canvas.addEventListener("wheel", (e) => { // over a keyframe: its distance; elsewhere: zoom
       const [x, y] = local(e);
       const k = this.editable && this.parsed ? this.pick(x, y) : -1;
-      if (k < 0) return;
       e.preventDefault();
       e.stopPropagation();
+      if (k < 0) {
+        this.autoFit = false;
+        this.viewer.radius *= e.deltaY > 0 ? 1.1 : 1 / 1.1;
+        this.render();
+        return;
+      }
       this.selectedKey = k;
       const view = this.parsed.views[k];
       this.writeKeyframes(setKeyValues(this.parsed, k, { distance: Math.max(0.05, view.distance * (e.deltaY > 0 ? 1.05 : 1 / 1.05)) }));

@@ -144,6 +144,23 @@ def test_preview_renders_and_follows_yaw_end(page):
     last = run_js(page, "const p = app.graph.getNodeById(args[0]).factorPortraitPreview; return p.cameras.at(-1).yaw;", node_id)
     assert last == pytest.approx(150.0)
     save_screenshot(page, artifacts_dir(), "camera-preview-yaw_end-150")
+    # The view: a mouse drag on the empty canvas turns it, the wheel zooms, a double click fits.
+    viewer = lambda: run_js(page, "const v = app.graph.getNodeById(args[0]).factorPortraitPreview.viewer;"
+                                  "return {yaw: v.yaw, radius: v.radius};", node_id)
+    fitted = viewer()
+    canvas = page.execute_script(
+        "return window.comfyAPI.app.app.graph.getNodeById(arguments[0]).factorPortraitPreview.canvas;", node_id)
+    drag(page, canvas, (12, 40), (40, 0))
+    assert viewer()["yaw"] == pytest.approx(fitted["yaw"] - 20)
+    run_js(page, """
+        const canvas = app.graph.getNodeById(args[0]).factorPortraitPreview.canvas, r = canvas.getBoundingClientRect();
+        canvas.dispatchEvent(new WheelEvent('wheel', {deltaY: 100, clientX: r.left + 12, clientY: r.top + 40, cancelable: true}));""",
+           node_id)
+    assert viewer()["radius"] == pytest.approx(fitted["radius"] * 1.1)
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    ActionChains(page).double_click(canvas).perform()
+    assert viewer() == pytest.approx(fitted)
     assert not [e for e in console_errors(page) if not offline_noise(e)]
 
 
