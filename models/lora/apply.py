@@ -76,33 +76,37 @@ def merged(model: nn.Module, loras: Stack, targets=None):
 class _AddChange:
     """Forward hook: output + the stacked changes of one layer, applied to its input."""
 
-    def __init__(self, module: nn.Module, parts: list[tuple[LayerAdapter, float]]):
-        self.conv = not isinstance(module, nn.Linear)
-        self.module, self.parts = module, parts
-        self._cache: dict[tuple, list] = {}
+    def __init__(self, module: nn.Module, parts: Parts):
+        self.linear = isinstance(module, nn.Linear)
+        self.parts = parts
+        self._on_device: dict[tuple, list] = {}
 
-    def _on(self, x: torch.Tensor) -> list:
+    def _parts_like(self, x: torch.Tensor) -> list[tuple[float, LayerAdapter]]:
+        """The adapters' tensors in ``x``'s dtype and on its device (cast once per pair)."""
         key = (x.device, x.dtype)
-        if key not in self._cache:  # the changes in the input's dtype, once per device and dtype
+        if key not in self._on_device:
             cast = lambda t: None if t is None else t.to(device=x.device, dtype=x.dtype)  # noqa: E731
-            self._cache[key] = [
-                (a.kind, s, tuple(cast(f) for f in a.factors[:2]) + (a.factors[2],) if a.factors else None,
-                 None if a.factors else cast(a.delta_weight), cast(a.delta_bias))
-                for a, s in self.parts]
-        return self._cache[key]
+            self._on_device[key] = [
+                (strength, LayerAdapter(a.kind, None if a.factors else cast(a.delta_weight), cast(a.delta_bias),
+                                        (cast(a.factors[0]), cast(a.factors[1]), a.factors[2]) if a.factors else None))
+                for a, strength in self.parts]
+        return self._on_device[key]
 
     def __call__(self, module, inputs, output):
         x = inputs[0]
-        for kind, strength, factors, delta, bias in self._on(x):
-            if factors is not None and not self.conv:
-                down, up, scale = factors
+        for strength, a in self._parts_like(x):
+            if a.factors is not None and self.linear:  # low rank: never form the full matrix
+                down, up, scale = a.factors
                 output = output + (strength * scale) * F.linear(F.linear(x, down), up)
-            elif factors is not None or delta is not None:
-                w = delta if delta is not None else (factors[1] @ factors[0] * factors[2]).reshape(module.weight.shape)
-                change = F.linear(x, w) if not self.conv else module._conv_forward(x, w, None)
-                output = output + strength * change
-            if bias is not None:
-                output = output + strength * (bias if not self.conv else bias.view(1, -1, *([1] * (output.ndim - 2))))
+            elif a.factors is not None or a.delta_weight is not None:
+                w = a.delta_weight
+                if w is None:  # a LoRA on a convolution (the patch embedding)
+                    down, up, scale = a.factors
+                    w = (scale * up @ down).reshape(module.weight.shape)
+                output = output + strength * (F.linear(x, w) if self.linear else module._conv_forward(x, w, None))
+            if a.delta_bias is not None:
+                bias = a.delta_bias if self.linear else a.delta_bias.view(1, -1, *([1] * (output.ndim - 2)))
+                output = output + strength * bias
         return output
 
 

@@ -62,8 +62,9 @@ def match_lora(tensors: dict[str, torch.Tensor], model: torch.nn.Module, name: s
                input_name: str = "lora_name") -> LoraFile:
     modules = dict(model.named_modules())
     layers = {n for n, m in modules.items() if isinstance(getattr(m, "weight", None), torch.Tensor)}
-    bare = {n for n, _ in model.named_parameters() if n.rpartition(".")[0] not in layers}
-    names = LayerNames(layers | bare)
+    bare = {n for n, _ in model.named_parameters() if n.rpartition(".")[0] not in layers}  # modulation
+    targets = layers | bare
+    names = LayerNames(targets)
     grouped: dict[str, dict[str, torch.Tensor]] = defaultdict(dict)
     out = LoraFile(name, {}, [])
     for key in sorted(tensors):
@@ -75,7 +76,7 @@ def match_lora(tensors: dict[str, torch.Tensor], model: torch.nn.Module, name: s
         (layer, fmt), role = found, parts[1]
         if fmt not in out.formats:
             out.formats.append(fmt)
-        if layer not in layers | bare:  # an image layer of i2v on a t2v model
+        if layer not in targets:  # an image layer of i2v on a t2v model
             out.image_skipped.append(key)
         elif role in UNSUPPORTED:
             out.unsupported.append(key)
