@@ -42,6 +42,14 @@ class CurvesPreview {
   }
 
   render() {
+    try {
+      this.draw();
+    } catch (e) {
+      warn("expression curves drawing failed", e);
+    }
+  }
+
+  draw() {
     if (!this.canvas.isConnected) return;
     const { ctx, width, height } = fitCanvas(this.canvas);
     const channels = this.data ? chosenChannels(this.data, this.filter.value, this.data.named || []) : [];

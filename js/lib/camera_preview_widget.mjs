@@ -96,6 +96,14 @@ export class CameraPreview {
   }
 
   render() {
+    try {
+      this.draw();
+    } catch (e) {
+      warn("camera preview drawing failed", e);
+    }
+  }
+
+  draw() {
     if (!this.canvas.isConnected) return;
     const { ctx, width, height } = fitCanvas(this.canvas);
     this.keyScreen = drawCameraScene(ctx, this.viewer, width, height, {

@@ -1,11 +1,15 @@
 // Draws a camera path around the subject: frustums along the path (blue first -> red last,
 // the first green), the subject as a head-and-shoulders proxy, keyframes as rings (the
-// selected one filled) and the scrubbed frame highlighted in orange.
+// selected one filled) and the scrubbed frame highlighted in orange, with what that camera
+// sees in an inset (a square picture: the framing and the roll).
+
+import { CameraProjector } from "./scene_projection.mjs";
 
 export const COLORS = { background: "#1b1d22", grid: "#2e323a", body: "#9aa0a8", bodyEdge: "#50555c",
   first: "#3ad13a", current: "#ff9f1a", key: "#ffffff", selected: "#ffe14d", text: "#d8dbe0", error: "#ff6b6b" };
 const FRUSTUM_DEPTH = 0.09; // metres: small enough not to hide the subject
 const MAX_FRUSTUMS = 14;
+const GRID_HEIGHT = -0.52; // metres: the floor under the proxy's torso
 
 /** Path colour of frame i of n: blue -> red (never grey, so tests can find path pixels). */
 export function pathColor(i, n) {
@@ -99,6 +103,26 @@ function drawSubject(ctx, viewer) {
   }
 }
 
+const INSET_FRACTION = 0.3; // of the canvas's shorter side
+
+/** The subject as the camera ``cam`` sees it, in a square inset at the top right. */
+function drawCameraView(ctx, cam, width, height) {
+  const size = Math.round(Math.min(width, height) * INSET_FRACTION), left = width - size - 6, top = 6;
+  ctx.save();
+  ctx.beginPath();
+  ctx.rect(left, top, size, size);
+  ctx.clip();
+  ctx.fillStyle = "#111317";
+  ctx.fillRect(left, top, size, size);
+  const view = new CameraProjector(cam, left, top, size, size);
+  drawGrid(ctx, view, GRID_HEIGHT);
+  drawSubject(ctx, view);
+  ctx.restore();
+  ctx.strokeStyle = COLORS.current;
+  ctx.lineWidth = 2;
+  ctx.strokeRect(left, top, size, size);
+}
+
 /**
  * Draw the scene. ``state``: {cameras, keyFrames (frame indices), selectedKey (index into
  * keyFrames or -1), currentFrame, message (error text or null), caption}. Returns the screen
@@ -109,7 +133,7 @@ export function drawCameraScene(ctx, viewer, width, height, state) {
   ctx.fillRect(0, 0, width, height);
   const cams = state.cameras || [];
   viewer.setup(width, height);
-  drawGrid(ctx, viewer, -0.52);
+  drawGrid(ctx, viewer, GRID_HEIGHT);
   const n = cams.length;
   const headDepth = viewer.depth(HEAD.center);
   const step = Math.max(1, Math.ceil(n / MAX_FRUSTUMS));
@@ -141,10 +165,14 @@ export function drawCameraScene(ctx, viewer, width, height, state) {
     return p;
   });
   const current = cams[state.currentFrame];
-  if (current) drawFrustum(ctx, viewer, current, COLORS.current, 3);
+  if (current) {
+    drawFrustum(ctx, viewer, current, COLORS.current, 3);
+    drawCameraView(ctx, current, width, height);
+  }
   ctx.font = "12px sans-serif";
   ctx.fillStyle = state.message ? COLORS.error : COLORS.text;
   const lines = String(state.message || state.caption || "").split("\n");
-  lines.forEach((line, i) => ctx.fillText(line, 8, 16 + 14 * i, width - 16));
+  const textWidth = width - 24 - Math.min(width, height) * INSET_FRACTION; // clear of the inset
+  lines.forEach((line, i) => ctx.fillText(line, 8, 16 + 14 * i, textWidth));
   return keys;
 }

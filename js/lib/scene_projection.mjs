@@ -70,3 +70,36 @@ export class Viewer {
   /** Depth of a world point along the viewing direction (larger is farther). */
   depth(point) { return dot(sub(point, this.eye), this.forward); }
 }
+
+/**
+ * What a trajectory camera sees, in the same interface as Viewer (project, depth, eye, f):
+ * OpenCV pinhole of ``cam`` ({center, rotation (camera-to-world), focal (fy/H),
+ * pixelAspect, principal}) onto a ``width`` x ``height`` picture at (left, top).
+ */
+export class CameraProjector {
+  constructor(cam, left, top, width, height) {
+    this.cam = cam;
+    this.eye = cam.center;
+    this.left = left;
+    this.top = top;
+    this.width = width;
+    this.height = height;
+    this.f = cam.focal * height; // vertical focal length in pixels
+  }
+
+  /** The point in camera axes (x right, y down, z forward). */
+  toCamera(point) {
+    const d = sub(point, this.cam.center), R = this.cam.rotation;
+    return [0, 1, 2].map((j) => R[0][j] * d[0] + R[1][j] * d[1] + R[2][j] * d[2]);
+  }
+
+  project(point) {
+    const [x, y, z] = this.toCamera(point);
+    if (z < 1e-3) return null;
+    const fx = this.f * this.cam.pixelAspect; // pixel_aspect = fx / fy
+    return [this.left + this.cam.principal[0] * this.width + (fx * x) / z,
+      this.top + this.cam.principal[1] * this.height + (this.f * y) / z, z];
+  }
+
+  depth(point) { return this.toCamera(point)[2]; }
+}
