@@ -2,7 +2,8 @@
 
 - The browser's camera path (js/lib/camera_path.mjs) equals the Python node's trajectory
   for the same widget values, in every mode: camera centres, rotations and intrinsics to
-  1e-9 (both are float64; measured differences are ~1e-15).
+  1e-9 (both are float64; measured differences are ~1e-15); so does the inset's picture
+  (points on the subject projected by each camera, normalised image coordinates).
 - The preview draws the path into its canvas and redraws when ``yaw_end`` changes.
 - A keyframe dragged with the mouse in the editor is written to the keyframes widget, and
   the prompt the frontend queues makes the backend save exactly the edited path.
@@ -78,8 +79,34 @@ def assert_same_path(js: list[dict], saved: list[dict], what: str) -> None:
     assert not bad, f"{what}: the browser's path differs from the node's by {bad}"
 
 
+POINTS = [[0.0, 0.0, 0.0], [0.05, 0.1, 0.02], [-0.2, -0.3, 0.1]]  # metres, on the subject
+
+
+def js_projections(page, values: dict) -> list:
+    """The inset's projection (CameraProjector on a 1x1 picture) of POINTS, every frame."""
+    return run_js(page, """
+        const { cameraPath } = await pack('camera_path.mjs'), { CameraProjector } = await pack('scene_projection.mjs');
+        return cameraPath(args[0]).map(cam => {
+          const view = new CameraProjector(cam, 0, 0, 1, 1);
+          return args[1].map(p => view.project(p).slice(0, 2));
+        });""", values, POINTS)
+
+
+def python_projections(saved: list[dict]) -> torch.Tensor:
+    """POINTS in normalised image coordinates (u/W, v/H) of the saved cameras (square picture)."""
+    w2c = torch.tensor([f["w2c"] for f in saved], dtype=torch.float64)
+    cam = torch.einsum("fij,pj->fpi", w2c[:, :3, :3], torch.tensor(POINTS, dtype=torch.float64)) + w2c[:, None, :3, 3]
+    focal = torch.tensor([f["focal"] for f in saved], dtype=torch.float64)[:, None]
+    aspect = torch.tensor([f["pixel_aspect"] for f in saved], dtype=torch.float64)[:, None]
+    principal = torch.tensor([f["principal"] for f in saved], dtype=torch.float64)
+    u = focal * aspect * cam[..., 0] / cam[..., 2] + principal[:, None, 0]
+    v = focal * cam[..., 1] / cam[..., 2] + principal[:, None, 1]
+    return torch.stack([u, v], -1)
+
+
 def test_browser_path_equals_the_python_node(page, comfy):
-    """Every mode: the node (queued through the API) saves what the browser computes."""
+    """Every mode: the node (queued through the API) saves what the browser computes, and the
+    inset's picture of the subject is the saved cameras' projection."""
     prompt, folder = {}, f"fe-{uuid.uuid4().hex[:8]}"
     for i, case in enumerate(CASES.values()):
         prompt[f"t{i}"] = {"class_type": TRAJECTORY, "inputs": widget_values(case)}
@@ -87,7 +114,10 @@ def test_browser_path_equals_the_python_node(page, comfy):
                            "inputs": {"camera": [f"t{i}", 0], "filename_prefix": f"{folder}/case{i}"}}
     entry = comfy.run(prompt, timeout=120)
     for i, (name, case) in enumerate(CASES.items()):
-        assert_same_path(js_path(page, widget_values(case)), saved_trajectory(comfy, entry, f"s{i}"), name)
+        saved = saved_trajectory(comfy, entry, f"s{i}")
+        assert_same_path(js_path(page, widget_values(case)), saved, name)
+        projected = torch.tensor(js_projections(page, widget_values(case)), dtype=torch.float64)
+        assert projected == pytest.approx(python_projections(saved), abs=TOLERANCE), name
 
 
 def canvas_state(page, node_id: int) -> dict:
