@@ -6,6 +6,7 @@
 #                     integration tests and scripts/run_default.py start on the CPU
 #   chromium          Debian's chromium + chromium-driver (apt, when missing) for the
 #                     frontend tests in a headless browser (selenium: requirements-dev.txt)
+#   .host/frontend-*/ a newer ComfyUI frontend (static files) the frontend tests also use
 # Re-running reuses whatever is already there. Override the interpreter with PYTHON=...
 set -euo pipefail
 
@@ -86,6 +87,29 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
   else
     say "WARNING: no apt-get here: install Chromium and its chromedriver for the frontend tests"
   fi
+fi
+
+# A newer ComfyUI frontend than the host pins, for the test that the pack's extension works
+# (or fails soft) there too: its static files only, served with --front-end-root.
+newer_frontend="1.58.1"
+newer_frontend_dir="$host/frontend-$newer_frontend"
+if [ ! -f "$newer_frontend_dir/index.html" ]; then
+  say "fetching comfyui-frontend-package==$newer_frontend (a newer frontend for the frontend tests)"
+  fe_tmp="$(mktemp -d)"
+  "${pip[@]}" download -q --no-deps "comfyui-frontend-package==$newer_frontend" -d "$fe_tmp"
+  "$venv/bin/python" - "$fe_tmp" "$newer_frontend_dir" <<'PY'
+import pathlib, sys, zipfile
+tmp, dest = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+wheel = next(tmp.glob("comfyui_frontend_package-*.whl"))
+prefix = "comfyui_frontend_package/static/"
+with zipfile.ZipFile(wheel) as z:
+    for name in z.namelist():
+        if name.startswith(prefix) and not name.endswith("/"):
+            out = dest / name[len(prefix):]
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(z.read(name))
+PY
+  rm -rf "$fe_tmp"
 fi
 
 say "ready: $venv/bin/python, ComfyUI at $comfy"

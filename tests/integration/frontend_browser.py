@@ -188,3 +188,44 @@ def show_node(driver, node_id) -> None:
         app.canvas.ds.offset = [-node.pos[0] + 320, -node.pos[1] + 170];  // clear of the floating tab bar
         app.canvas.setDirty(true, true);
         await new Promise(r => setTimeout(r, 500));""", node_id)
+
+
+def canvas_state(page, node_id: int) -> dict:
+    """The preview canvas of a node: a hash of its pixels and the count of path pixels
+    (blue-to-red, never grey, green or the orange of the current frame)."""
+    return run_js(page, """
+        const canvas = app.graph.getNodeById(args[0]).factorPortraitPreview.canvas;
+        const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+        let path = 0, hash = 0;
+        for (let i = 0; i < data.length; i += 4) {
+          const [r, g, b] = [data[i], data[i + 1], data[i + 2]];
+          if (g < 100 && Math.max(r, b) > 120) path++;
+          hash = (hash * 31 + r + 7 * g + 13 * b) >>> 0;
+        }
+        return {path, hash, width: canvas.width, height: canvas.height};""", node_id)
+
+
+def add_trajectory_graph(page) -> tuple[int, int]:
+    """A fresh graph: Camera Trajectory -> Save Camera Trajectory; returns their ids."""
+    return run_js(page, """
+        const LG = window.LiteGraph ?? window.comfyAPI?.litegraph?.LiteGraph;
+        app.graph.clear();
+        const trajectory = LG.createNode(args[0]);
+        trajectory.pos = [100, 100];
+        app.graph.add(trajectory);
+        const save = LG.createNode('FactorPortraitSaveCameraTrajectory');
+        save.pos = [600, 100];
+        app.graph.add(save);
+        trajectory.connect(0, save, 0);
+        await new Promise(r => setTimeout(r, 600));
+        return [trajectory.id, save.id];""", "FactorPortraitCameraTrajectory")
+
+
+def set_widget(page, node_id: int, name: str, value) -> None:
+    """Change a widget as the user does: its value, then its callback."""
+    run_js(page, """
+        const node = app.graph.getNodeById(args[0]);
+        const widget = node.widgets.find(w => w.name === args[1]);
+        widget.value = args[2];
+        widget.callback?.(args[2], app.canvas, node);
+        app.canvas.setDirty(true, true);""", node_id, name, value)

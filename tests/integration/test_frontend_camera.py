@@ -18,8 +18,8 @@ import uuid
 import pytest
 import torch
 
-from .frontend_browser import (artifacts_dir, console_errors, frontend_page, offline_noise, run_js, save_screenshot,
-                               show_node, wait_for)
+from .frontend_browser import (add_trajectory_graph, artifacts_dir, canvas_state, console_errors, frontend_page,
+                               offline_noise, run_js, save_screenshot, set_widget, show_node, wait_for)
 
 TOLERANCE = 1e-9
 TRAJECTORY = "FactorPortraitCameraTrajectory"
@@ -118,47 +118,6 @@ def test_browser_path_equals_the_python_node(page, comfy):
         assert_same_path(js_path(page, widget_values(case)), saved, name)
         projected = torch.tensor(js_projections(page, widget_values(case)), dtype=torch.float64)
         assert projected == pytest.approx(python_projections(saved), abs=TOLERANCE), name
-
-
-def canvas_state(page, node_id: int) -> dict:
-    """The preview canvas of a node: a hash of its pixels and the count of path pixels
-    (blue-to-red, never grey, green or the orange of the current frame)."""
-    return run_js(page, """
-        const canvas = app.graph.getNodeById(args[0]).factorPortraitPreview.canvas;
-        const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-        let path = 0, hash = 0;
-        for (let i = 0; i < data.length; i += 4) {
-          const [r, g, b] = [data[i], data[i + 1], data[i + 2]];
-          if (g < 100 && Math.max(r, b) > 120) path++;
-          hash = (hash * 31 + r + 7 * g + 13 * b) >>> 0;
-        }
-        return {path, hash, width: canvas.width, height: canvas.height};""", node_id)
-
-
-def add_trajectory_graph(page) -> tuple[int, int]:
-    """A fresh graph: Camera Trajectory -> Save Camera Trajectory; returns their ids."""
-    return run_js(page, """
-        const LG = window.LiteGraph ?? window.comfyAPI?.litegraph?.LiteGraph;
-        app.graph.clear();
-        const trajectory = LG.createNode(args[0]);
-        trajectory.pos = [100, 100];
-        app.graph.add(trajectory);
-        const save = LG.createNode('FactorPortraitSaveCameraTrajectory');
-        save.pos = [600, 100];
-        app.graph.add(save);
-        trajectory.connect(0, save, 0);
-        await new Promise(r => setTimeout(r, 600));
-        return [trajectory.id, save.id];""", TRAJECTORY)
-
-
-def set_widget(page, node_id: int, name: str, value) -> None:
-    """Change a widget as the user does: its value, then its callback."""
-    run_js(page, """
-        const node = app.graph.getNodeById(args[0]);
-        const widget = node.widgets.find(w => w.name === args[1]);
-        widget.value = args[2];
-        widget.callback?.(args[2], app.canvas, node);
-        app.canvas.setDirty(true, true);""", node_id, name, value)
 
 
 def test_preview_renders_and_follows_yaw_end(page):
