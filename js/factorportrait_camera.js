@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
 // FactorPortrait frontend: the camera path preview and keyframe editor on the nodes
 // "Camera Trajectory" (live from its widgets) and "Load Camera Trajectory" (the chosen file,
 // and the loaded path after a run). Everything fails soft: a problem logs a warning and the

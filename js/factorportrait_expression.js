@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
 // FactorPortrait frontend: expression curves in the nodes "Expression Keyframes" (live from
 // its JSON, computed as the Python node does) and "Extract Expression" (the codes of the
 // last run, sent by the node as ui data). A text box picks the channels (names or prefixes, e.g.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
 // Camera paths of "FactorPortrait Camera Trajectory", computed in the browser from the
 // node's widget values so the preview is live before anything runs.
 //

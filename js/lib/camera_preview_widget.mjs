@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
 // The 3-D camera preview of "FactorPortrait Camera Trajectory" (live, from the widgets) and
 // "FactorPortrait Load Camera Trajectory" (the chosen file). In keyframes mode it is an
 // editor: click a keyframe's ring to select it, drag it to change its yaw (left/right) and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
 // Draws a camera path around the subject: frustums along the path (blue first -> red last,
 // the first green), the subject as a head-and-shoulders proxy, keyframes as rings (the
 // selected one filled) and the scrubbed frame highlighted in orange, with what that camera

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
 // Expression Keyframes in the browser: a port of models/expression/keyframes.py (the Python
 // is the reference), so the node shows its curves while the JSON is typed.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
 // Edits of the Camera Trajectory "keyframes" JSON by the preview's editor. The editor never
 // keeps keyframes of its own: it rewrites the widget's text and shows what the parser reads
 // back from it, so the picture and the Python node always agree.

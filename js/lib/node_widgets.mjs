@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
 // Fail-soft helpers around the ComfyUI frontend's node and widget API. Every call checks
 // that the API it uses exists, so a newer frontend that renames something loses the
 // preview, never the node.

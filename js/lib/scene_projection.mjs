@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
 // A small perspective "viewer" camera for drawing 3-D scenes on a 2-D canvas: the preview
 // orbits a look-at point (drag to turn it), no WebGL needed, so it works on any machine,
 // in any number of nodes, and in headless browsers without a GPU.

@@ -1,7 +1,7 @@
 """The pack's extension on a newer ComfyUI frontend than the host pins (the static files of
 comfyui-frontend-package NEWER_FRONTEND, installed by scripts/setup_env.sh into .host/):
 every UI workflow loads with the previews and nothing logged by or about the pack, and the
-camera preview draws and follows its widgets. The newer frontend's own complaints about the
+camera preview draws and follows its widgets, also with its Vue-rendered nodes (Nodes 2.0). The newer frontend's own complaints about the
 older backend (its jobs API, for one) are not the pack's and are not checked."""
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ def newer_page(tmp_path_factory):
             open_frontend(driver, comfy.url)
             version = driver.execute_script("return window.__COMFYUI_FRONTEND_VERSION__ ?? null;")
             assert version == NEWER_FRONTEND, f"the server did not serve frontend {NEWER_FRONTEND} but {version}"
+            driver.comfy = comfy
             yield driver
 
 
@@ -58,11 +59,15 @@ def test_workflows_load_on_the_newer_frontend(newer_page):
         assert not pack_messages(newer_page), path.name
 
 
-def test_camera_preview_on_the_newer_frontend(newer_page):
+@pytest.mark.parametrize("vue_nodes", [False, True], ids=["litegraph nodes", "Vue nodes (Nodes 2.0)"])
+def test_camera_preview_on_the_newer_frontend(newer_page, vue_nodes):
+    newer_page.comfy.post("/api/settings", {"Comfy.VueNodes.Enabled": vue_nodes})
+    open_frontend(newer_page, newer_page.comfy.url)  # reload with the setting
     node_id, _ = add_trajectory_graph(newer_page)
     show_node(newer_page, node_id)
     before = wait_for(lambda: (s := canvas_state(newer_page, node_id))["path"] > 200 and s, 20, "path pixels")
     set_widget(newer_page, node_id, "yaw_end", 150.0)
     wait_for(lambda: canvas_state(newer_page, node_id)["hash"] != before["hash"], 10, "a redraw after yaw_end changed")
-    save_screenshot(newer_page, artifacts_dir(), f"frontend-{NEWER_FRONTEND}-camera-preview", node_id)
+    mode = "vue-nodes" if vue_nodes else "litegraph-nodes"
+    save_screenshot(newer_page, artifacts_dir(), f"frontend-{NEWER_FRONTEND}-{mode}-camera-preview")
     assert not pack_messages(newer_page)
