@@ -153,17 +153,23 @@ def test_preview_renders_and_follows_yaw_end(page):
     assert not [e for e in console_errors(page) if not offline_noise(e)]
 
 
-def drag(page, element, start: tuple[float, float], offset: tuple[int, int]) -> None:
-    """A real mouse drag on ``element`` from ``start`` (pixels from its top left) by ``offset``."""
+def drag(page, element, start: tuple[float, float], offset: tuple[int, int], shift: bool = False) -> None:
+    """A real mouse drag on ``element`` from ``start`` (pixels from its top left) by ``offset``
+    (with the shift key held when ``shift``)."""
     from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
 
     rect = page.execute_script("const r = arguments[0].getBoundingClientRect(); return [r.width, r.height];", element)
     actions = ActionChains(page, duration=50)
     actions.move_to_element_with_offset(element, round(start[0] - rect[0] / 2), round(start[1] - rect[1] / 2))
+    if shift:
+        actions.key_down(Keys.SHIFT)
     actions.click_and_hold()
     for _ in range(4):
         actions.move_by_offset(offset[0] // 4, offset[1] // 4)
     actions.release()
+    if shift:
+        actions.key_up(Keys.SHIFT)
     actions.perform()
 
 
@@ -192,6 +198,14 @@ def test_keyframe_edited_in_the_editor_reaches_the_backend(page, comfy):
     assert edited["keyframes"][1]["yaw"] == pytest.approx(60.0)
     assert edited["keyframes"][1]["pitch"] == pytest.approx(10.0)
     assert edited["keyframes"][2] == original["keyframes"][2]  # pinned already: unchanged
+    # Shift-drag it 40 px down: distance + 0.2 m (5 mm per pixel); it inherited 1.2 m, and so
+    # did the next keyframe, which now has its 1.2 m written out.
+    drag(page, canvas, key_screen_position(page, node_id, 1), (0, 40), shift=True)
+    edited = json.loads(wait_for(lambda: (t := keyframes_text(page, node_id)) and "distance" in json.loads(t)["keyframes"][1]
+                                 and t, 10, "the shift-dragged keyframe"))
+    assert edited["keyframes"][1]["distance"] == pytest.approx(1.4)
+    assert edited["keyframes"][1]["yaw"] == pytest.approx(60.0)
+    assert edited["keyframes"][2]["distance"] == pytest.approx(1.2)
     # Scrub to frame 20 with a real click on the slider, add a keyframe there with "+ key",
     # delete it with "- key" (it is selected), and add it again.
     from selenium.webdriver.common.action_chains import ActionChains
@@ -232,4 +246,5 @@ def test_keyframe_edited_in_the_editor_reaches_the_backend(page, comfy):
     assert_same_path(js_path(page, values), saved, "the edited keyframes")
     center = torch.linalg.inv(torch.tensor(saved[40]["w2c"], dtype=torch.float64))[:3, 3]
     assert math.degrees(math.atan2(center[0], center[2])) == pytest.approx(60.0, abs=1e-9)
+    assert float(center.norm()) == pytest.approx(1.4, abs=1e-9)  # the target of frame 40 is the origin
     assert not [e for e in console_errors(page) if not offline_noise(e)]
