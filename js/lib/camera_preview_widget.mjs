@@ -15,6 +15,7 @@ import { Viewer } from "./scene_projection.mjs";
 const PICK_RADIUS = 10; // pixels
 const DEGREES_PER_PIXEL = 0.5;
 const DISTANCE_PER_PIXEL = 0.005; // metres
+const PLAY_FPS = 15;
 const VIEW_YAW = 35, VIEW_PITCH = 28; // degrees: the preview looks from the front right, above
 
 const BUTTON_STYLE = "background:#333;color:#ddd;border:1px solid #555;border-radius:4px;padding:0 8px;height:22px;cursor:pointer";
@@ -37,18 +38,40 @@ export class CameraPreview {
     this.frameLabel = el("span", { style: "color:#ccc;font:12px sans-serif;min-width:64px;text-align:right" });
     this.addButton = el("button", { textContent: "+ key", title: "add a keyframe at this frame", style: BUTTON_STYLE });
     this.deleteButton = el("button", { textContent: "− key", title: "delete the selected keyframe", style: BUTTON_STYLE });
+    this.playButton = el("button", { textContent: "▶", title: "play the path (15 frames per second)", style: BUTTON_STYLE });
     const toolbar = el("div", { style: "display:flex;gap:6px;align-items:center;height:26px" },
-      editable ? [this.scrubber, this.frameLabel, this.addButton, this.deleteButton] : [this.scrubber, this.frameLabel]);
+      editable ? [this.playButton, this.scrubber, this.frameLabel, this.addButton, this.deleteButton]
+        : [this.playButton, this.scrubber, this.frameLabel]);
     this.element = el("div", { style: "display:flex;flex-direction:column;gap:4px;width:100%;height:100%" }, [this.canvas, toolbar]);
     this.scrubber.addEventListener("input", () => { this.currentFrame = Number(this.scrubber.value); this.render(); });
+    this.playButton.addEventListener("click", () => this.togglePlay());
     this.addButton.addEventListener("click", () => this.addKey());
     this.deleteButton.addEventListener("click", () => this.deleteSelected());
     this.listenToPointer();
     this.resizeObserver = redrawOnResize(this.canvas, () => this.render());
   }
 
-  /** The node was removed: stop watching the canvas. */
-  dispose() { this.resizeObserver.disconnect(); }
+  /** The node was removed: stop watching the canvas and playing. */
+  dispose() {
+    this.resizeObserver.disconnect();
+    clearInterval(this.playing);
+  }
+
+  /** Play the frames at the paper's 15 fps (looping), or stop. */
+  togglePlay() {
+    if (this.playing) {
+      clearInterval(this.playing);
+      this.playing = null;
+    } else {
+      this.playing = setInterval(() => {
+        if (!this.cameras.length) return;
+        this.currentFrame = (this.currentFrame + 1) % this.cameras.length;
+        this.scrubber.value = this.currentFrame;
+        this.render();
+      }, 1000 / PLAY_FPS);
+    }
+    this.playButton.textContent = this.playing ? "❚❚" : "▶";
+  }
 
   /** New widget values (Camera Trajectory): recompute the path exactly as the Python node does. */
   setWidgets(values) {

@@ -222,7 +222,7 @@ def test_keyframe_edited_in_the_editor_reaches_the_backend(page, comfy):
         const scrubber = app.graph.getNodeById(args[0]).factorPortraitPreview.scrubber;
         scrubber.value = 20;
         scrubber.dispatchEvent(new Event('input'));""", node_id)  # exactly 20 for the checks below
-    add_button, delete_button = toolbar.find_elements(By.TAG_NAME, "button")
+    play_button, add_button, delete_button = toolbar.find_elements(By.TAG_NAME, "button")
     frames = lambda: [k["frame"] for k in json.loads(keyframes_text(page, node_id))["keyframes"]]
     add_button.click()
     assert frames() == [0, 20, 40, 80]
@@ -231,6 +231,11 @@ def test_keyframe_edited_in_the_editor_reaches_the_backend(page, comfy):
     add_button.click()
     assert frames() == [0, 20, 40, 80]
     with_key = json.loads(keyframes_text(page, node_id))
+    # Play runs through the frames; a second click stops.
+    play_button.click()
+    wait_for(lambda: run_js(page, "return app.graph.getNodeById(args[0]).factorPortraitPreview.currentFrame;", node_id) > 24,
+             10, "the frames to play")
+    play_button.click()
     save_screenshot(page, artifacts_dir(), "camera-keyframe-editor")
     save_screenshot(page, artifacts_dir(), "camera-keyframe-editor-node", node_id)  # the README's picture
     # Queue the prompt as the Run button does and read what the backend saved.
