@@ -231,13 +231,13 @@ def test_keyframe_edited_in_the_editor_reaches_the_backend(page, comfy):
     add_button.click()
     assert frames() == [0, 20, 40, 80]
     with_key = json.loads(keyframes_text(page, node_id))
+    save_screenshot(page, artifacts_dir(), "camera-keyframe-editor")
+    save_screenshot(page, artifacts_dir(), "camera-keyframe-editor-node", node_id)  # the README's picture
     # Play runs through the frames; a second click stops.
     play_button.click()
     wait_for(lambda: run_js(page, "return app.graph.getNodeById(args[0]).factorPortraitPreview.currentFrame;", node_id) > 24,
              10, "the frames to play")
     play_button.click()
-    save_screenshot(page, artifacts_dir(), "camera-keyframe-editor")
-    save_screenshot(page, artifacts_dir(), "camera-keyframe-editor-node", node_id)  # the README's picture
     # Queue the prompt as the Run button does and read what the backend saved.
     before = set(comfy.get("/history"))
     run_js(page, "await app.queuePrompt(0, 1);")
