@@ -46,6 +46,7 @@ def headless_chromium() -> Iterator["object"]:
     if not browser or not driver_path:
         pytest.fail("headless Chromium is needed for the frontend tests: "
                     "apt-get install -y chromium chromium-driver (scripts/setup_env.sh does it)")
+    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must never fetch a driver or browser
     profile = tempfile.mkdtemp(prefix="factorportrait-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = browser
