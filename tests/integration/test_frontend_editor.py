@@ -94,11 +94,17 @@ def test_load_camera_trajectory_shows_the_file(page, comfy):
         app.graph.add(node);
         node.widgets.find(w => w.name === 'file').value = args[0];
         return node.id;""", name)
-    centers = wait_for(lambda: run_js(page, """
-        const cams = app.graph.getNodeById(args[0]).factorPortraitPreview.cameras;
-        return cams.length ? cams.map(c => c.center) : null;""", node_id), 10, "the loaded path in the preview")
+    # The node starts on the input folder's first file (other tests may have put some there),
+    # then shows the chosen one: wait for the file's camera centres (to 1e-9).
     expected = torch.linalg.inv(camera.w2c)[:, :3, 3]
-    assert torch.tensor(centers, dtype=torch.float64) == pytest.approx(expected, abs=1e-9)
+
+    def shows_the_file() -> bool:
+        centers = run_js(page, "return app.graph.getNodeById(args[0]).factorPortraitPreview.cameras.map(c => c.center);",
+                         node_id)
+        return len(centers) == len(expected) and torch.allclose(
+            torch.tensor(centers, dtype=torch.float64), expected, rtol=0, atol=1e-9)
+
+    wait_for(shows_the_file, 10, "the chosen file's path (its camera centres) in the preview")
     assert not [e for e in console_errors(page) if not offline_noise(e)]
 
 
