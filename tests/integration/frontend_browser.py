@@ -89,6 +89,26 @@ def open_frontend(driver, url: str) -> None:
         "return Boolean(app?.graph && LG?.registered_node_types?.FactorPortraitCameraTrajectory && "
         "(app.extensions ?? []).some(e => e.name === 'FactorPortrait.CameraPreview'));"),
         APP_READY_TIMEOUT_S, "the ComfyUI frontend, the pack's node types and its extensions")
+    _wait_until_graph_settles(driver)
+
+
+GRAPH_SETTLE_S = 1.0  # the start-up graph (default or restored workflow) unchanged this long
+GRAPH_SETTLE_TIMEOUT_S = 15.0
+
+
+def _wait_until_graph_settles(driver) -> None:
+    """Wait until the frontend has put its start-up graph in place (the default graph, or
+    the workflow it restores after a reload), so a test's own graph is not replaced by it."""
+    signature = ("const app = window.comfyAPI.app.app;"
+                 "return app.graph.nodes.length ? app.graph.nodes.map(n => n.id + ':' + n.type).join(',') : null;")
+    deadline, last, since = time.monotonic() + GRAPH_SETTLE_TIMEOUT_S, None, time.monotonic()
+    while time.monotonic() < deadline:
+        current = driver.execute_script(signature)
+        if current != last:
+            last, since = current, time.monotonic()
+        elif current is not None and time.monotonic() - since >= GRAPH_SETTLE_S:
+            return
+        time.sleep(0.2)
 
 
 def console_errors(driver) -> list[str]:
@@ -206,20 +226,28 @@ def canvas_state(page, node_id: int) -> dict:
         return {path, hash, width: canvas.width, height: canvas.height};""", node_id)
 
 
-def add_trajectory_graph(page) -> tuple[int, int]:
-    """A fresh graph: Camera Trajectory -> Save Camera Trajectory; returns their ids."""
-    return run_js(page, """
+def new_graph(page, types: list[str], links: tuple[tuple[int, int, int, int], ...] = ()) -> list[int]:
+    """Replace the graph by new nodes of ``types`` (left to right) joined by ``links``
+    (from node index, output slot, to node index, input slot); returns their ids once they
+    have stayed in the graph for a moment (the frontend is not replacing it)."""
+    return wait_for(lambda: run_js(page, """
         const LG = window.LiteGraph ?? window.comfyAPI?.litegraph?.LiteGraph;
         app.graph.clear();
-        const trajectory = LG.createNode(args[0]);
-        trajectory.pos = [100, 100];
-        app.graph.add(trajectory);
-        const save = LG.createNode('FactorPortraitSaveCameraTrajectory');
-        save.pos = [600, 100];
-        app.graph.add(save);
-        trajectory.connect(0, save, 0);
+        const nodes = args[0].map((type, i) => {
+          const node = LG.createNode(type);
+          node.pos = [100 + 500 * i, 100];
+          app.graph.add(node);
+          return node;
+        });
+        for (const [a, out, b, input] of args[1]) nodes[a].connect(out, nodes[b], input);
         await new Promise(r => setTimeout(r, 600));
-        return [trajectory.id, save.id];""", "FactorPortraitCameraTrajectory")
+        return nodes.every(n => app.graph.getNodeById(n.id) === n) ? nodes.map(n => n.id) : null;""",
+        types, [list(link) for link in links]), 20, f"a new graph of {types}")
+
+
+def add_trajectory_graph(page) -> list[int]:
+    """A fresh graph: Camera Trajectory -> Save Camera Trajectory; returns their ids."""
+    return new_graph(page, ["FactorPortraitCameraTrajectory", "FactorPortraitSaveCameraTrajectory"], ((0, 0, 1, 0),))
 
 
 def set_widget(page, node_id: int, name: str, value) -> None:

@@ -18,7 +18,7 @@ from dataclasses import asdict
 import pytest
 import torch
 
-from .frontend_browser import console_errors, frontend_page, offline_noise, run_js, wait_for
+from .frontend_browser import console_errors, frontend_page, new_graph, offline_noise, run_js, wait_for
 
 KEYS = {"interpolation": "smooth", "keyframes": [
     {"frame": 0, "yaw": 0, "pitch": 0, "distance": 1.2, "fov": 30},
@@ -87,13 +87,8 @@ def test_load_camera_trajectory_shows_the_file(page, comfy):
     camera = tr.spiral(17, tr.View(yaw=10, distance=1.4), amplitude=20, turns=1, distance_end=2.0)
     (comfy.input_dir / name).write_text(trajectory_to_json(camera), encoding="utf-8")
     console_errors(page)
-    node_id = run_js(page, """
-        const LG = window.LiteGraph ?? window.comfyAPI?.litegraph?.LiteGraph;
-        app.graph.clear();
-        const node = LG.createNode('FactorPortraitLoadCameraTrajectory');
-        app.graph.add(node);
-        node.widgets.find(w => w.name === 'file').value = args[0];
-        return node.id;""", name)
+    (node_id,) = new_graph(page, ["FactorPortraitLoadCameraTrajectory"])
+    run_js(page, "app.graph.getNodeById(args[0]).widgets.find(w => w.name === 'file').value = args[1];", node_id, name)
     # The node starts on the input folder's first file (other tests may have put some there),
     # then shows the chosen one: wait for the file's camera centres (to 1e-9).
     expected = torch.linalg.inv(camera.w2c)[:, :3, 3]

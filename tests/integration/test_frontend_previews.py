@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from .frontend_browser import (artifacts_dir, console_errors, frontend_page, load_graph, offline_noise, run_js,
+from .frontend_browser import (artifacts_dir, console_errors, frontend_page, load_graph, new_graph, offline_noise, run_js,
                                save_screenshot, show_node, wait_for)
 from .helpers import WORKFLOWS, load_json
 
@@ -104,14 +104,7 @@ def test_expression_keyframes_curves_equal_the_node(page, comfy):
 
 def test_expression_curves_in_the_nodes(page, run_workflow):
     console_errors(page)
-    node_id = run_js(page, """
-        const LG = window.LiteGraph ?? window.comfyAPI?.litegraph?.LiteGraph;
-        app.graph.clear();
-        const node = LG.createNode('FactorPortraitExpressionKeyframes');
-        node.pos = [100, 100];
-        app.graph.add(node);
-        await new Promise(r => setTimeout(r, 600));
-        return node.id;""")
+    (node_id,) = new_graph(page, ["FactorPortraitExpressionKeyframes"])
     show_node(page, node_id)
     shown = lambda: run_js(page, "return app.graph.getNodeById(args[0]).factorPortraitCurves.shownChannels;", node_id)
     assert wait_for(shown, 10, "curves of the example keyframes") == [
