@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Train the pack's default demonstration model from nothing, on the CPU (README "The default
-# model"): synthetic data, the small Wan 2.1-layout VAE, latents, the DiT, in two stages
+# model"): synthetic data, the small Wan 2.1-layout VAE, latents, the DiT, in three stages
 # (the order in which the shipped files were made). Every step resumes where it stopped
 # when run again. Writes weights/ (the shipped files).
 #   bash training/demo/train_default_model.sh        # after scripts/setup_env.sh
@@ -46,5 +46,10 @@ $PY training/train_vae.py --data data/synth_train --out runs/vae16_stage2 --dim 
 # 5. latents with it, and the stage-1 DiT fine-tuned on them (8000 steps)
 cache weights/vae/factorportrait_demo_vae.safetensors factorportrait_demo_vae_stage2
 $PY training/train.py --config training/configs/demo_128px_stage2.toml --device cpu --no-progress
-cp "$(latest runs/demo_128px_stage2/checkpoints)" weights/factorportrait/factorportrait_demo_128px.safetensors
+cp "$(latest runs/demo_128px_stage2/checkpoints)" runs/demo_128px/stage2.safetensors
+
+# Stage 3
+# 6. the stage-2 DiT trained 6000 more steps on the same latents, from a lower peak rate
+$PY training/train.py --config training/configs/demo_128px_stage3.toml --device cpu --no-progress
+cp "$(latest runs/demo_128px_stage3/checkpoints)" weights/factorportrait/factorportrait_demo_128px.safetensors
 echo "default model: weights/factorportrait/factorportrait_demo_128px.safetensors"
