@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from comfy_api.latest import io, ui
 
 from ..models.expression_codes import ExpressionCodes
+from ..models.wan.latent_format import latent_rgb
 
 PREVIEW_FPS = 15.0  # the paper's frame rate
 PREVIEW_MAX_SIDE = 384  # pixels: small files, fast to write
@@ -50,10 +51,8 @@ def latent_video_preview(samples: torch.Tensor) -> ui.SavedImages | None:
         from comfy.latent_formats import Wan21
 
         fmt = Wan21()
-        factors = torch.tensor(fmt.latent_rgb_factors, dtype=torch.float32)  # [16, 3]
-        bias = torch.tensor(fmt.latent_rgb_factors_bias or [0.0, 0.0, 0.0], dtype=torch.float32)
-        lat = samples[0].float().cpu().permute(1, 2, 3, 0)  # [T, h, w, 16]
-        rgb = ((lat @ factors + bias + 1) / 2).clamp(0, 1)
+        rgb = latent_rgb(samples, torch.tensor(fmt.latent_rgb_factors),
+                         torch.tensor(fmt.latent_rgb_factors_bias or [0.0, 0.0, 0.0]))
         scale = max(1, PREVIEW_MAX_SIDE // max(rgb.shape[1:3]))
         rgb = F.interpolate(rgb.movedim(-1, 1), scale_factor=scale, mode="bilinear").movedim(1, -1)
         return animated_preview(rgb.clamp(0, 1), fps=PREVIEW_FPS / 4)  # one latent frame = 4 frames

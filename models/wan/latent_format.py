@@ -37,3 +37,10 @@ def denormalize(x: torch.Tensor) -> torch.Tensor:
     """The DiT's space -> raw VAE latents ``[B, 16, ...]`` (what ComfyUI's VAEDecode takes)."""
     mean, std = _stats(x)
     return x * std + mean
+
+
+def latent_rgb(samples: torch.Tensor, factors: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Approximate colours of raw latents ``[1, 16, T, h, w]`` by a linear map (the one of a
+    live preview: ``factors [16, 3]``, ``bias [3]``) -> IMAGE ``[T, h, w, 3]`` in 0..1."""
+    lat = samples[0].float().cpu().permute(1, 2, 3, 0)  # [T, h, w, 16]
+    return ((lat @ factors.float() + bias.float() + 1) / 2).clamp(0, 1)
