@@ -42,12 +42,14 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from devpack import import_pack  # noqa: E402
+from devpack import import_pack, load_anny_printing  # noqa: E402
+
+from common import timed_side_by_side  # noqa: E402
 
 import_pack()
 
-from factorportrait.models import trajectories  # noqa: E402
-from factorportrait.models.camera import CameraTrajectory  # noqa: E402
+from factorportrait.models.camera import paths  # noqa: E402
+from factorportrait.models.camera.trajectory import CameraTrajectory  # noqa: E402
 from factorportrait.models.render.normal_maps import render_normal_maps  # noqa: E402
 
 WIDTH = HEIGHT = 512
@@ -56,22 +58,6 @@ TARGET_MS = 20.0
 
 
 # ----------------------------------------------------------------------------- inputs
-
-DEFAULT_ANNY_CACHE = Path(__file__).resolve().parents[1] / ".pytest_cache" / "d" / "factorportrait_anny"
-
-
-def anny_model():
-    """The anny upper body from ``$FACTORPORTRAIT_ANNY_CACHE``, else the tests' pytest cache
-    folder, built there on first use (a minute or two, with a progress print)."""
-    from factorportrait.models.body import is_anny_cached, load_anny
-
-    cache_dir = Path(os.environ.get("FACTORPORTRAIT_ANNY_CACHE", DEFAULT_ANNY_CACHE))
-    progress = None
-    if not is_anny_cached(cache_dir):
-        print(f"building the anny upper-body cache in {cache_dir} (first use only, 1-2 minutes)", flush=True)
-        progress = _percent_printer("  anny cache")
-    return load_anny(cache_dir, progress)
-
 
 def benchmark_mesh(frames: int = FRAMES) -> tuple[torch.Tensor, torch.Tensor, str]:
     """The mesh sequence to render: world vertices ``[F, V, 3]`` (metres, DESIGN.md world),
@@ -82,7 +68,7 @@ def benchmark_mesh(frames: int = FRAMES) -> tuple[torch.Tensor, torch.Tensor, st
     Its cache comes from ``$FACTORPORTRAIT_ANNY_CACHE``, else the tests' pytest cache
     folder, and is built there on first use (a minute or two).
     """
-    model = anny_model()
+    model = load_anny_printing()
     phase = torch.linspace(0, 2 * torch.pi, frames)
     with torch.no_grad():
         p = model.neutral_params(frames)
@@ -94,38 +80,10 @@ def benchmark_mesh(frames: int = FRAMES) -> tuple[torch.Tensor, torch.Tensor, st
     return verts, faces, f"anny upper body ({len(faces)} triangles, {verts.shape[1]} vertices)"
 
 
-def _percent_printer(label: str):
-    """A ``progress(done, total)`` callback printing ``label: N%`` every 10%."""
-    shown = set()
-
-    def progress(done: int, total: int) -> None:
-        tenth = 10 * done // max(total, 1)
-        if tenth not in shown:
-            shown.add(tenth)
-            print(f"{label}: {10 * tenth}%", flush=True)
-
-    return progress
-
-
 def benchmark_camera(frames: int = FRAMES) -> CameraTrajectory:
     """An orbit of ±30° yaw with a slight pitch, 0.9 m from the chest, 40° field of view."""
-    start = trajectories.View(yaw=-30, pitch=5, distance=0.9, fov=40, target=(0.0, -0.05, 0.0))
-    return trajectories.orbit(frames, start, yaw_end=30)
-
-
-def timed_side_by_side(fns: dict, repeats: int) -> tuple[dict, dict]:
-    """Time each function ``repeats`` times, interleaved (one call of each per round), so a
-    change in the machine's load hits them all alike. One untimed warm-up call each first
-    (first-call costs: lazy initialisation, the allocator growing, shader compilation).
-    Returns the warm-up results and the seconds of each call, per name."""
-    results = {name: fn() for name, fn in fns.items()}
-    times: dict = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()  # the result is dropped at once: one output at a time in memory
-            times[name].append(time.perf_counter() - t0)
-    return results, times
+    start = paths.View(yaw=-30, pitch=5, distance=0.9, fov=40, target=(0.0, -0.05, 0.0))
+    return paths.orbit(frames, start, yaw_end=30)
 
 
 # ----------------------------------------------------------------------------- rasterizer
@@ -370,7 +328,7 @@ def tracking_video(frames: int = FRAMES):
     head rotations and jaw opening: ``(images [F, H, W, 3], model, true params, camera)``."""
     from factorportrait.models.render.shading import shade_normal_maps
 
-    model = anny_model()
+    model = load_anny_printing()
     t = torch.linspace(0, 1, frames)
     params = model.neutral_params(frames)
     with torch.no_grad():
@@ -379,7 +337,7 @@ def tracking_video(frames: int = FRAMES):
         params.neck[:, 0], params.head[:, 0] = 0.3 * pitch, 0.7 * pitch
         params.face[:, model.face_labels.index("jawOpen")] = 0.7 * torch.sin(2 * math.pi * t).clamp(min=0)
         vertices = model(params)
-    camera = trajectories.static(1, trajectories.View(distance=TRACK_DISTANCE, fov=TRACK_FOV))
+    camera = paths.static(1, paths.View(distance=TRACK_DISTANCE, fov=TRACK_FOV))
     normals, mask = render_normal_maps(vertices, model.faces, camera, TRACK_WIDTH, TRACK_HEIGHT)
     return shade_normal_maps(normals, mask), model, params, camera
 

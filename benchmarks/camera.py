@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -21,13 +19,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from devpack import import_comfyui, import_pack  # noqa: E402
 
+from common import timed  # noqa: E402
+
 import_comfyui()
 import_pack()
 
 from comfy_extras.nodes_camera_trajectory import WanCameraEmbedding  # noqa: E402
 
-from factorportrait.models import trajectories  # noqa: E402
-from factorportrait.models.plucker import wan_camera_embedding  # noqa: E402
+from factorportrait.models.camera import paths  # noqa: E402
+from factorportrait.models.camera.plucker import wan_camera_embedding  # noqa: E402
 
 WIDTH, HEIGHT, FRAMES = 832, 480, 81
 PRESET = "ClockWise (CW)"
@@ -43,17 +43,7 @@ def comfy_equivalent_camera():
             {"frame": FRAMES - 1, "roll": 60 * (FRAMES - 1) / FRAMES},
         ],
     }
-    return trajectories.keyframed(FRAMES, json.dumps(keys))
-
-
-def timed(fn, repeats: int) -> tuple[float, list[float], object]:
-    times, out = [], None
-    for _ in range(repeats):
-        out = None  # free the previous result before the next run
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), times, out
+    return paths.keyframed(FRAMES, json.dumps(keys))
 
 
 def main() -> None:

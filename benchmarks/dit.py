@@ -46,6 +46,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from devpack import import_comfyui, import_pack  # noqa: E402
+from random_weights import randomize  # noqa: E402
 
 import_comfyui()
 import_pack()
@@ -88,20 +89,6 @@ CASES = [Case("small", SMALL, (3, 16, 16)), Case("small", SMALL, (21, 16, 16)),
 
 
 # ---------------------------------------------------------------- models and inputs
-
-@torch.no_grad()
-def randomize(model: torch.nn.Module, seed: int) -> None:
-    """Weights ~ N(0, 1/fan_in), norm weights ~ 1 + N(0, 0.1), biases and modulation ~ N(0, 0.1)."""
-    gen = torch.Generator(next(model.parameters()).device).manual_seed(seed)
-    for name, p in model.named_parameters():
-        noise = torch.randn(p.shape, generator=gen, device=p.device, dtype=p.dtype)
-        if "norm" in name and name.endswith("weight"):
-            p.copy_(1 + 0.1 * noise)
-        elif p.ndim >= 2 and "modulation" not in name:
-            p.copy_(noise / p[0].numel() ** 0.5)
-        else:
-            p.copy_(0.1 * noise)
-
 
 def build(config: WanConfig, dtype: torch.dtype, device, seed: int = 0):
     """ComfyUI's WanModel with random weights, and ours sharing the very same tensors."""

@@ -18,19 +18,19 @@ import argparse
 import json
 import math
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from devpack import ROOT, import_pack  # noqa: E402
+from devpack import anny_cache_dir, import_pack  # noqa: E402
+
+from common import timed  # noqa: E402
 
 import_pack()
 
-from factorportrait.models import trajectories  # noqa: E402
+from factorportrait.models.camera import paths  # noqa: E402
 from factorportrait.models.body.anny_model import ARKIT_FACE_ACTIONS, load_anny  # noqa: E402
 from factorportrait.models.expression import ExpressionImageEncoder, ImageEncoderConfig, encode_frames  # noqa: E402
 from factorportrait.models.expression.arkit_encoder import ArkitEncoder  # noqa: E402
@@ -40,10 +40,6 @@ from factorportrait.models.tracking.mediapipe_detector import detect_landmarks  
 
 WIDTH, HEIGHT, FOV, DISTANCE = 640, 360, 30.0, 0.7
 MAIN_ACTIONS = ("jawOpen", "mouthSmileLeft", "mouthSmileRight", "eyeBlinkLeft", "eyeBlinkRight", "browInnerUp")
-
-
-def anny_cache() -> str:
-    return os.environ.get("FACTORPORTRAIT_ANNY_CACHE") or str(ROOT / ".pytest_cache" / "d" / "factorportrait_anny")
 
 
 def driving_video(model, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -59,19 +55,8 @@ def driving_video(model, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
         params.head[:, 1] = math.radians(15) * torch.sin(2 * math.pi * t + 1)
         params.head[:, 0] = math.radians(8) * torch.sin(2 * math.pi * t)
         vertices = model(params)
-    camera = trajectories.static(1, trajectories.View(distance=DISTANCE, fov=FOV))
+    camera = paths.static(1, paths.View(distance=DISTANCE, fov=FOV))
     return render_face_images(model, vertices, camera, WIDTH, HEIGHT), truth
-
-
-def timed(fn, repeats: int):
-    """Median seconds of ``repeats`` runs after one warm-up run (first-call costs excluded)."""
-    fn()
-    times, out = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), times, out
 
 
 def main() -> None:
@@ -85,8 +70,8 @@ def main() -> None:
     load = os.getloadavg()[0]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, load average "
           f"{load:.2f}; {n} frames at {WIDTH}x{HEIGHT}")
-    arkit = ArkitEncoder.from_cache(anny_cache())
-    images, truth = driving_video(load_anny(anny_cache()), n)
+    arkit = ArkitEncoder.from_cache(anny_cache_dir())
+    images, truth = driving_video(load_anny(anny_cache_dir()), n)
     figures: dict = {"frames": n, "width": WIDTH, "height": HEIGHT, "threads": torch.get_num_threads(),
                      "load_average": round(load, 2)}
 

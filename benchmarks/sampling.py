@@ -39,11 +39,11 @@ devpack.import_comfyui()
 devpack.import_pack()
 
 import lora_parity  # noqa: E402
-from controls import anny_cache  # noqa: E402  (benchmarks/controls.py: the same cache lookup)
+from common import timed  # noqa: E402
 
 from factorportrait.models.evaluation.image_metrics import psnr  # noqa: E402
-from factorportrait.models.latent_frames import latent_frame_count  # noqa: E402
-from factorportrait.models.portrait_sampler import generate  # noqa: E402
+from factorportrait.models.wan.latent_frames import latent_frame_count  # noqa: E402
+from factorportrait.models.portrait.sampler import generate  # noqa: E402
 from factorportrait.models.sampling.presets import PRESETS  # noqa: E402
 from factorportrait.models.sampling.schedule import fixed_timestep_sigmas  # noqa: E402
 from factorportrait.models.sampling.step_cache import StepCache, StepCacheSettings  # noqa: E402
@@ -109,16 +109,6 @@ def cache_figures(tools, clips, steps: int) -> dict:
             "cache_target_met": pick["speedup"] >= SPEEDUP_GOAL and pick["psnr_db"] >= PSNR_GOAL}
 
 
-def timed(fn, repeats: int = 5) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
 def compile_figures(model, conditions, frames: int) -> dict:
     gen = torch.Generator().manual_seed(0)
     noisy = torch.randn(1, 16, latent_frame_count(frames), *conditions.reference.shape[-2:], generator=gen)
@@ -129,13 +119,13 @@ def compile_figures(model, conditions, frames: int) -> dict:
         with torch.inference_mode():
             return model(*args)
 
-    eager_out, eager_s = forward(), timed(forward)
+    eager_out, eager_s = forward(), timed(forward, 5)[0]
     started = time.perf_counter()
     set_block_compile(model.blocks, CompileSettings())
     try:
         compiled_out = forward()
         compile_s = time.perf_counter() - started
-        compiled_s = timed(forward)
+        compiled_s = timed(forward, 5)[0]
     finally:
         set_block_compile(model.blocks, None)
     diff = float((compiled_out - eager_out).abs().max())
@@ -150,7 +140,7 @@ def gpu_figures() -> dict:
     if not torch.cuda.is_available():
         print("GPU figures: no CUDA device here")
         return {"gpu": None}
-    from factorportrait.models.factorportrait_dit import FactorPortraitDiT
+    from factorportrait.models.portrait.dit import FactorPortraitDiT
     from factorportrait.models.wan import T2V_1_3B
     from factorportrait.models.wan.attention import use_attention
 
@@ -170,13 +160,13 @@ def gpu_figures() -> dict:
     for backend in ("sdpa", "sage", "flash"):
         try:
             with use_attention(backend):
-                out[f"seconds_per_step_{backend}"] = round(timed(step, 3), 3)
+                out[f"seconds_per_step_{backend}"] = round(timed(step, 3)[0], 3)
         except Exception as e:  # noqa: BLE001 (an optional kernel missing: reported, not fatal)
             out[f"seconds_per_step_{backend}"] = None
             print(f"{backend}: {e}")
     set_block_compile(model.blocks, CompileSettings())
     try:
-        out["seconds_per_step_compiled"] = round(timed(step, 3), 3)
+        out["seconds_per_step_compiled"] = round(timed(step, 3)[0], 3)
     finally:
         set_block_compile(model.blocks, None)
     print(out)
@@ -193,7 +183,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     started, load = time.perf_counter(), os.getloadavg()[0]
     figures = lora_figures()
-    tools = suite.load_tools(anny_cache(), need_untrained=False)
+    tools = suite.load_tools(devpack.anny_cache_dir(), need_untrained=False)
     clips = suite.held_out(tools, args.clips)
     figures.update(cache_figures(tools, clips, args.steps))
     preset = PRESETS["step_distill_4"]

@@ -41,21 +41,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT / "tests" / "unit"))
 
-from devpack import import_comfyui, import_pack  # noqa: E402
+from devpack import anny_cache_dir, import_comfyui, import_pack  # noqa: E402
 
 import_pack()
 import _training_data as td  # noqa: E402
-
-
-def anny_cache() -> str:
-    return os.environ.get("FACTORPORTRAIT_ANNY_CACHE", str(ROOT / ".pytest_cache" / "d" / "factorportrait_anny"))
 
 
 def synthetic_section(args, work: Path) -> dict:
     from factorportrait.models.body import load_anny
     from factorportrait.training.synthetic.generate import generate_clip
 
-    model = load_anny(anny_cache())
+    model = load_anny(anny_cache_dir())
     generate_clip(model, 0, 0, frames=17, width=128, height=128)  # warm-up
     times = []
     for i in range(1, args.clips + 1):
@@ -191,7 +187,7 @@ def gpu_section(args, work: Path) -> dict:
     if not torch.cuda.is_available():
         print("GPU step time and MFU: no CUDA GPU here (run this benchmark on one)")
         return {}
-    from factorportrait.models.factorportrait_dit import FactorPortraitDiT
+    from factorportrait.models.portrait.dit import FactorPortraitDiT
     from factorportrait.models.wan.config import T2V_1_3B
     from factorportrait.training.trainer.memory_estimate import base_parameters
 

@@ -7,8 +7,8 @@ import os
 import folder_paths
 from comfy_api.latest import io
 
-from ..models.camera_io import trajectory_from_json, trajectory_to_dict, trajectory_to_json
-from ..models.camera_preview import trajectory_preview
+from ..models.camera.files import trajectory_from_json, trajectory_to_dict, trajectory_to_json
+from ..models.camera.preview import trajectory_preview
 from ..models.errors import InputError
 from .errors import reported_as
 from .ui_previews import CAMERA_KEY

@@ -6,9 +6,9 @@ from dataclasses import replace
 
 from comfy_api.latest import io
 
-from ..models import trajectories as tr
+from ..models.camera import paths as tr
 from ..models.errors import InputError
-from ..models.camera_preview import trajectory_preview
+from ..models.camera.preview import trajectory_preview
 from .errors import reported_as
 from .types import Camera
 

@@ -21,7 +21,7 @@ WEIGHT_EXTENSIONS = (".safetensors", ".sft")
 NONE = "none"
 
 VAE = "vae"  # ComfyUI's own folder (Load VAE)
-# The pack's shipped default files (README "The default model"): a demonstration DiT and
+# The pack's shipped default files (docs/default_model.md): a demonstration DiT and
 # its small Wan 2.1-layout VAE. Their folders are added to the model folders so that Load
 # Model and ComfyUI's stock Load VAE list them, after the folders ComfyUI already knows.
 SHIPPED = Path(__file__).resolve().parents[1] / "weights"

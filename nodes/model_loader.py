@@ -9,9 +9,9 @@ import comfy.model_management as mm
 import torch
 from comfy_api.latest import io
 
-from ..models.checkpoint import DEFAULT_EXPRESSION_DIM, STORAGE_DTYPES, LoadedModel, file_kind, load_model
+from ..models.portrait.checkpoint import DEFAULT_EXPRESSION_DIM, STORAGE_DTYPES, LoadedModel, file_kind, load_model
 from ..models.errors import InputError
-from ..models.factorportrait_dit import FactorPortraitDiT
+from ..models.portrait.dit import FactorPortraitDiT
 from ..models.lora import LoraFile, applied
 from ..models.sampling.step_cache import StepCacheSettings
 from ..models.wan.attention import use_attention

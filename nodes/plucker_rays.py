@@ -4,10 +4,10 @@ from __future__ import annotations
 import comfy.model_management
 from comfy_api.latest import io
 
-from ..models.camera_preview import ray_direction_preview
-from ..models.plucker import check_image_size, latent_plucker_rays, wan_camera_embedding
+from ..models.camera.preview import ray_direction_preview
+from ..models.camera.plucker import check_image_size, latent_plucker_rays, wan_camera_embedding
 from ..models.errors import InputError
-from ..models.latent_frames import check_frame_count
+from ..models.wan.latent_frames import check_frame_count
 from .errors import reported_as
 from .types import Camera, Rays
 

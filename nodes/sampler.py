@@ -9,9 +9,9 @@ import torch
 from comfy_api.latest import io
 
 from ..models.errors import InputError
-from ..models.latent_frames import TEMPORAL_STRIDE, check_frame_count, latent_frame_count, video_frame_count
-from ..models.plucker import LATENT_STRIDE, check_image_size
-from ..models.portrait_sampler import PortraitConditions, generate
+from ..models.wan.latent_frames import TEMPORAL_STRIDE, check_frame_count, latent_frame_count, video_frame_count
+from ..models.camera.plucker import LATENT_STRIDE, check_image_size
+from ..models.portrait.sampler import PortraitConditions, generate
 from ..models.sampling import SOLVERS
 from ..models.sampling.presets import PRESETS
 from ..models.sampling.step_cache import StepCache

@@ -23,7 +23,7 @@ class StepCacheNode(io.ComfyNode):
                 "EasyCache/TeaCache-style step caching for the FactorPortrait Sampler: on steps "
                 "where the transformer's input barely changed since the last computed step, "
                 "reuse that step's residual instead of running the blocks. Higher threshold: "
-                "faster, further from the uncached result (README: measured trade-off)."
+                "faster, further from the uncached result (docs/speed_and_loras.md: measured trade-off)."
             ),
             inputs=[
                 Model.Input("model", tooltip="From FactorPortrait Load Model (or a LoRA node)."),

@@ -1,19 +1,19 @@
-"""The pack's custom ComfyUI socket types (README: "Custom types")."""
+"""The pack's custom ComfyUI socket types (docs/nodes.md, "Custom types")."""
 from comfy_api.latest import io
 
-# models.camera.CameraTrajectory: per-frame world-to-camera extrinsics and normalised
+# models.camera.trajectory.CameraTrajectory: per-frame world-to-camera extrinsics and normalised
 # intrinsics (DESIGN.md conventions).
 Camera = io.Custom("FACTORPORTRAIT_CAMERA")
 
 # torch.Tensor [B, 24, T_lat, H/8, W/8]: Plücker rays on the latent grid in Wan's
-# 4-frame packing (models.plucker.latent_plucker_rays).
+# 4-frame packing (models.camera.plucker.latent_plucker_rays).
 Rays = io.Custom("FACTORPORTRAIT_RAYS")
 
 # nodes.model_loader.FactorPortraitModel: the loaded DiT and how to run it (devices,
 # block streaming).
 Model = io.Custom("FACTORPORTRAIT_MODEL")
 
-# models.expression_codes.ExpressionCodes: per-frame codes [F, D] and the encoder's name.
+# models.expression.codes.ExpressionCodes: per-frame codes [F, D] and the encoder's name.
 Expression = io.Custom("FACTORPORTRAIT_EXPRESSION")
 
 # models.tracking.body_track.BodyTrack: a fitted (or retargeted) upper-body sequence, its

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from comfy_api.latest import io, ui
 
-from ..models.expression_codes import ExpressionCodes
+from ..models.expression.codes import ExpressionCodes
 from ..models.wan.latent_format import latent_rgb
 
 PREVIEW_FPS = 15.0  # the paper's frame rate

@@ -49,3 +49,34 @@ def import_comfyui() -> Path:
 
     comfy.cli_args.args.cpu = True
     return path
+
+
+def anny_cache_dir() -> Path:
+    """The anny upper-body cache shared by the tests, benchmarks and scripts:
+    ``$FACTORPORTRAIT_ANNY_CACHE``, else the tests' pytest cache folder
+    (``.pytest_cache/d/factorportrait_anny``, where ``config.cache.mkdir`` puts it).
+    Created if missing; the model is built there on first use (a minute or two)."""
+    path = Path(os.environ.get("FACTORPORTRAIT_ANNY_CACHE") or ROOT / ".pytest_cache" / "d" / "factorportrait_anny")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def load_anny_printing():
+    """The anny upper body from :func:`anny_cache_dir`, printing the build's progress every
+    10 % when this is its first use."""
+    import_pack()
+    from factorportrait.models.body import is_anny_cached, load_anny
+
+    cache_dir = anny_cache_dir()
+    if is_anny_cached(cache_dir):
+        return load_anny(cache_dir)
+    print(f"building the anny upper-body cache in {cache_dir} (first use only, 1-2 minutes)", flush=True)
+    shown = set()
+
+    def progress(done: int, total: int) -> None:
+        tenth = 10 * done // max(total, 1)
+        if tenth not in shown:
+            shown.add(tenth)
+            print(f"  anny cache: {10 * tenth}%", flush=True)
+
+    return load_anny(cache_dir, progress)

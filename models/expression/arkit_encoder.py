@@ -51,10 +51,10 @@ from torch import Tensor
 
 from ..body.anny_model import ARKIT_FACE_ACTIONS, AnnyUpperBody, load_anny
 from ..body.upper_body import axis_angle_to_matrix
-from ..camera import FRONTAL_W2C_ROTATION, focal_from_fov, fov_from_focal
+from ..camera.trajectory import FRONTAL_W2C_ROTATION, focal_from_fov, fov_from_focal
 from ..errors import InputError
 from ..threads import one_torch_thread
-from ..expression_codes import ExpressionCodes
+from .codes import ExpressionCodes
 from ..tracking.keypoints import Keypoints2D, _frame_list
 from .arkit_codes import arkit_codes
 from .face_correspondence import IRISES, FaceCorrespondence, load_face_correspondence

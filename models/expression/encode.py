@@ -6,7 +6,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from ..expression_codes import ExpressionCodes
+from .codes import ExpressionCodes
 from ..tracking.keypoints import Keypoints2D
 from .face_align import alignment_matrices, check_frames, warp_faces
 from .image_encoder import ExpressionImageEncoder

@@ -13,7 +13,7 @@ from typing import Callable
 
 import torch
 
-from ..expression_codes import ExpressionCodes
+from .codes import ExpressionCodes
 from ..tracking.keypoints import Keypoints2D
 from .arkit_encoder import ArkitEncoder
 from .encode import encode_frames

@@ -52,7 +52,7 @@ from ..body.anny_model import AnnyUpperBody, load_anny
 from ..errors import InputError
 from ..render import rasterize as rz
 from ..render.normal_maps import vertex_normals
-from ..trajectories import View, trajectory_from_channels
+from ..camera.paths import View, trajectory_from_channels
 from .face_mesh import FACE_MESH_POINTS, detect_face_arrays, mediapipe_version
 
 logger = logging.getLogger(__name__)

@@ -19,8 +19,8 @@ import torch
 
 from ..body.anny_model import ARKIT_FACE_ACTIONS
 from ..errors import InputError
-from ..expression_codes import ExpressionCodes
-from ..interpolation import interpolate_keys
+from .codes import ExpressionCodes
+from ..camera.interpolation import interpolate_keys
 from .arkit_codes import arkit_codes
 
 INPUT = "keyframes"
@@ -35,7 +35,7 @@ def _actions(name: str) -> list[int]:
     if sides:
         return sides
     close = difflib.get_close_matches(name, ARKIT_FACE_ACTIONS, n=3)
-    hint = f" Did you mean {', '.join(close)}?" if close else " See the 52 ARKit face-action names in the README."
+    hint = f" Did you mean {', '.join(close)}?" if close else " The 52 ARKit face-action names are listed in docs/nodes.md (Expression Keyframes)."
     raise InputError(INPUT, f"unknown face action {name!r}.{hint}")
 
 

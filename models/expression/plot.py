@@ -15,7 +15,7 @@ try:  # kornia >= 0.9
 except ImportError:  # pragma: no cover - older kornia
     from kornia.utils import draw_line
 
-from ..expression_codes import ExpressionCodes
+from .codes import ExpressionCodes
 
 BACKGROUND, GRID = (0.1, 0.1, 0.11), (0.22, 0.22, 0.24)
 PALETTE = ((0.95, 0.35, 0.3), (0.3, 0.75, 0.95), (0.95, 0.8, 0.25), (0.5, 0.9, 0.4), (0.85, 0.45, 0.95),

@@ -15,7 +15,7 @@ import torch
 
 from ..body.anny_model import FACE_ACTION_REGIONS
 from ..errors import InputError
-from ..expression_codes import ExpressionCodes
+from .codes import ExpressionCodes
 from .smoothing import one_euro, savitzky_golay
 
 NEUTRAL_MODES = ("none", "first frame", "lowest 5%")

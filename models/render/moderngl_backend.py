@@ -1,6 +1,6 @@
 """Optional OpenGL backend of the rasterizer: moderngl on a headless EGL context.
 
-It draws the very :class:`~rasterize.ScreenTriangles` of the PyTorch rasterizer (projected,
+It draws the very :class:`~screen_triangles.ScreenTriangles` of the PyTorch rasterizer (projected,
 clipped and snapped by it), so coverage, occlusion and the fill rule are the same:
 
 - Corners are passed already divided by depth (``w = 1``) at their snapped pixel
@@ -34,7 +34,7 @@ import threading
 import numpy as np
 import torch
 
-from .rasterize import ScreenTriangles
+from .screen_triangles import ScreenTriangles
 
 _ID_VERTEX_SHADER = """
 #version 330

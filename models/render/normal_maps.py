@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-from ..camera import CameraTrajectory
+from ..camera.trajectory import CameraTrajectory
 from ..errors import InputError
 from . import rasterize as rz
 

@@ -1,6 +1,6 @@
 """A vectorised z-buffer triangle rasterizer in pure PyTorch (CPU and CUDA).
 
-Conventions (those of :mod:`models.camera` and the Plücker rays):
+Conventions (those of :mod:`models.camera.trajectory` and the Plücker rays):
 
 - Vertices are in OpenCV camera space (x right, y down, z forward, metres). Pixel
   ``(u, v)`` has its centre at ``(u + 0.5, v + 0.5)``; a point projects to
@@ -41,8 +41,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..camera import CameraTrajectory
+from ..camera.trajectory import CameraTrajectory
 from ..errors import InputError
+from .screen_triangles import ScreenTriangles, gather_rows
 
 SUBPIXEL = 256.0  # snapping grid: 8 sub-pixel bits, as in GPU rasterizers
 # Screen triangles stay within GUARD_BAND pixels of the image centre (further out they are
@@ -86,38 +87,6 @@ class Fragments:
     def mask(self) -> torch.Tensor:
         """Coverage ``[F, H, W]`` (bool)."""
         return self.face_id >= 0
-
-
-@dataclass(frozen=True)
-class ScreenTriangles:
-    """Projected, clipped and snapped triangles of a batch of frames (``T`` of them).
-
-    Attributes:
-        x, y: snapped pixel coordinates of the corners ``[3, T]`` each (float64).
-        frame: frame of each triangle ``[T]`` (int64), relative to the batch.
-        face: the mesh face it comes from ``[T]`` (int64); a clipped face gives several.
-        inv_depth: ``(a, b, c)`` with ``1 / z = a u + b v + c`` on the face's plane
-            ``[3, T]`` (float64).
-        box: the pixels whose centre the triangle may cover: first and last column, first
-            and last row ``[4, T]`` (float64, within the image; see :func:`_boxes`), or None
-            before snapping.
-    """
-
-    x: torch.Tensor
-    y: torch.Tensor
-    frame: torch.Tensor
-    face: torch.Tensor
-    inv_depth: torch.Tensor
-    box: torch.Tensor | None = None
-
-    def __len__(self) -> int:
-        return self.face.shape[0]
-
-    def select(self, index: torch.Tensor) -> ScreenTriangles:
-        """The triangles ``index`` (a row-wise gather: much faster than ``t[:, index]``)."""
-        pick = lambda t: None if t is None else _gather_rows(t, index)  # noqa: E731
-        return ScreenTriangles(pick(self.x), pick(self.y), self.frame.index_select(0, index),
-                               self.face.index_select(0, index), pick(self.inv_depth), pick(self.box))
 
 
 def broadcast_frames(mesh_frames: int, camera_frames: int) -> int:
@@ -169,7 +138,7 @@ def face_ray_planes(vertices: torch.Tensor, faces: torch.Tensor, intrinsics: tor
     k = intrinsics.to(device=vertices.device, dtype=torch.float64)
     corner = (faces.T[:, None] + torch.arange(num_frames, device=vertices.device)[:, None] * num_verts).reshape(-1)
     coords = vertices.double().reshape(-1, 3).T.contiguous()  # [3 (xyz), F * V]
-    p = _gather_rows(coords, corner).view(3, 3, num_frames, -1)  # [xyz, corner, F, M]
+    p = gather_rows(coords, corner).view(3, 3, num_frames, -1)  # [xyz, corner, F, M]
     # [A B C]^-1 = rows / det with rows (B x C, C x A, A x B): [xyz, row, F, M]
     u, v = p.index_select(1, _i(_NEXT, p)), p.index_select(1, _i(_AFTER, p))
     rows = torch.empty_like(p)
@@ -184,15 +153,6 @@ def face_ray_planes(vertices: torch.Tensor, faces: torch.Tensor, intrinsics: tor
     qv = torch.mul(rows[1], inv_det / fy, out=q[:, 1])
     torch.mul(rows[2], inv_det, out=q[:, 2]).addcmul_(qu, -cx).addcmul_(qv, -cy)
     return q.view(9, -1)
-
-
-def _gather_rows(rows: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """``rows[:, index]`` for ``rows [K, N]`` as K row-wise gathers written in place (a
-    gather along the last dimension, or gathers then ``stack``, cost several times more)."""
-    out = rows.new_empty(rows.shape[0], index.shape[0])
-    for row, dst in zip(rows, out):
-        torch.index_select(row, 0, index, out=dst)
-    return out
 
 
 def _i(index: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
@@ -682,7 +642,7 @@ def _span_groups(spans: torch.Tensor):
     """Yield ``(cap, group)``: the spans ``[5, n]`` of ``cap / 2 < length <= cap`` pixels for
     each power of two ``cap`` (empty spans left out)."""
     order, sizes = _pow2_groups(_pow2_exponent(spans[1]))
-    spans = _gather_rows(spans, order)
+    spans = gather_rows(spans, order)
     for cap, start, end in sizes:
         yield cap, spans[:, start:end]
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from ..errors import InputError
-from ..latent_frames import latent_frame_groups, video_frame_count
+from ..wan.latent_frames import latent_frame_groups, video_frame_count
 
 WindowVelocityFn = Callable[[torch.Tensor, float, range], torch.Tensor]
 """``fn(x_window, sigma, frames) -> v_window``: x_window ``[B, C, len(frames), H, W]`` is

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from ..body.upper_body import UpperBodyModel, UpperBodyParams
-from ..camera import CameraTrajectory
+from ..camera.trajectory import CameraTrajectory
 from .fit import FitReport, fit_sequence
 from .keypoints import Keypoints2D
 from .retarget import retarget as retarget_params

@@ -46,7 +46,7 @@ import torch
 from torch import Tensor
 
 from ..body.upper_body import LANDMARK_INDEX, LandmarkRig, UpperBodyModel, UpperBodyParams
-from ..camera import FRONTAL_W2C_ROTATION, CameraTrajectory, check_fov, focal_from_fov, fov_from_focal
+from ..camera.trajectory import FRONTAL_W2C_ROTATION, CameraTrajectory, check_fov, focal_from_fov, fov_from_focal
 from ..errors import InputError
 from ..threads import one_torch_thread
 from .keypoints import Keypoints2D

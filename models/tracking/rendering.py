@@ -10,7 +10,7 @@ from typing import Callable
 
 import torch
 
-from ..camera import CameraTrajectory
+from ..camera.trajectory import CameraTrajectory
 from ..errors import InputError
 from ..render.normal_maps import render_normal_maps
 from .body_track import BodyTrack

@@ -1,5 +1,7 @@
-"""Wan 2.1 video diffusion transformer in plain PyTorch (state-dict compatible with the
-original release and ComfyUI's repackaged files)."""
+"""Wan 2.1 in plain PyTorch: the video diffusion transformer and the VAE's latent frames.
+
+The DiT is state-dict compatible with the original release and ComfyUI's repackaged files.
+"""
 from .config import I2V_14B, PRESETS, T2V_14B, T2V_1_3B, WanConfig, strip_prefix
 from .dit import WanDiT
 

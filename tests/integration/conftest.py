@@ -10,7 +10,6 @@ when a prompt is validated and when ``/object_info`` is asked, not at start-up.
 """
 from __future__ import annotations
 
-import os
 import shutil
 import uuid
 from pathlib import Path
@@ -24,17 +23,7 @@ from .driving_video import write_driving_video
 from .helpers import WORKFLOWS, shrunk_for_ci, with_prefix_folder
 from .tiny_models import CHECKPOINT_NAME, write_tiny_models
 
-ANNY_CACHE_ENV = "FACTORPORTRAIT_ANNY_CACHE"
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def anny_cache_dir(request, tmp_path_factory) -> str:
-    """The anny cache shared with the unit tests (built there on first use)."""
-    if os.environ.get(ANNY_CACHE_ENV):
-        return os.environ[ANNY_CACHE_ENV]
-    cache = getattr(request.config, "cache", None)
-    return str(cache.mkdir("factorportrait_anny")) if cache else str(tmp_path_factory.mktemp("anny"))
 
 
 @pytest.fixture(scope="session")

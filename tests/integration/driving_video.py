@@ -29,7 +29,7 @@ def driving_truth(model):
 
 
 def driving_camera():
-    from factorportrait.models import trajectories as tr
+    from factorportrait.models.camera import paths as tr
 
     return tr.static(1, tr.View(distance=DISTANCE, fov=FOV))
 

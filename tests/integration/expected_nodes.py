@@ -2,7 +2,7 @@
 
 ``EXPECTED_NODES[node_id] = (display_name, category, required input names in order,
 output types in order, output names in order)``. Checked against the live ``/object_info``
-by tests/integration/test_object_info.py; the README's node reference is checked against
+by tests/integration/test_object_info.py; docs/nodes.md (the node reference) is checked against
 the same table. Add a row here when a node is added. Plain data, no imports.
 """
 

@@ -6,7 +6,7 @@ import uuid
 
 import torch
 
-from factorportrait.models.camera_io import trajectory_from_json
+from factorportrait.models.camera.files import trajectory_from_json
 
 from .helpers import PNG_TOLERANCE, failure_text, read_png
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 import uuid
 
 import pytest

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import asdict
 
 import pytest
 import torch
@@ -36,7 +35,7 @@ def page(comfy):
 
 def python_views(text: str) -> dict[int, dict]:
     """Keyframe frame -> every field of its view, as the node's parser reads ``text``."""
-    from factorportrait.models import trajectories as tr
+    from factorportrait.models.camera import paths as tr
 
     start = tr.View(yaw=DEFAULTS["yaw"], pitch=DEFAULTS["pitch"], roll=DEFAULTS["roll"],
                     distance=DEFAULTS["distance"], fov=DEFAULTS["fov"])
@@ -80,8 +79,8 @@ def test_editor_edits_keep_the_other_keyframes(page):
 
 
 def test_load_camera_trajectory_shows_the_file(page, comfy):
-    from factorportrait.models import trajectories as tr
-    from factorportrait.models.camera_io import trajectory_to_json
+    from factorportrait.models.camera import paths as tr
+    from factorportrait.models.camera.files import trajectory_to_json
 
     name = f"fe-{uuid.uuid4().hex[:8]}.json"
     camera = tr.spiral(17, tr.View(yaw=10, distance=1.4), amplitude=20, turns=1, distance_end=2.0)

@@ -13,7 +13,7 @@ import_comfyui()
 
 import folder_paths  # noqa: E402
 
-from factorportrait.models.checkpoint import save_checkpoint  # noqa: E402
+from factorportrait.models.portrait.checkpoint import save_checkpoint  # noqa: E402
 from factorportrait.nodes.errors import FactorPortraitInputError  # noqa: E402
 from factorportrait.nodes.lora import LoraNode  # noqa: E402
 from factorportrait.nodes.model_loader import LoadModel  # noqa: E402

@@ -14,8 +14,8 @@ import_comfyui()
 import comfy.sd  # noqa: E402
 import folder_paths  # noqa: E402
 
-from factorportrait.models.checkpoint import save_checkpoint  # noqa: E402
-from factorportrait.models.expression_codes import ExpressionCodes  # noqa: E402
+from factorportrait.models.portrait.checkpoint import save_checkpoint  # noqa: E402
+from factorportrait.models.expression.codes import ExpressionCodes  # noqa: E402
 from factorportrait.nodes.camera_trajectory import CameraTrajectoryNode  # noqa: E402
 from factorportrait.nodes.model_loader import LoadModel  # noqa: E402
 from factorportrait.nodes.plucker_rays import PluckerRayMaps  # noqa: E402

@@ -10,7 +10,6 @@ import_comfyui()
 
 from factorportrait.nodes.attention_compile import AttentionCompileNode  # noqa: E402
 from factorportrait.nodes.errors import FactorPortraitInputError  # noqa: E402
-from factorportrait.nodes.sampler import Sampler  # noqa: E402
 from factorportrait.nodes.step_cache import StepCacheNode  # noqa: E402
 
 from .test_sampler_node import nodes_inputs, sample  # noqa: E402,F401  (the fixture and its runner)

@@ -41,8 +41,8 @@ def trained(comfy, tmp_path_factory):
 
 def _untrained_full(folder: Path) -> Path:
     """A full checkpoint of a random tiny FactorPortrait DiT whose base weights are all non-zero."""
-    from factorportrait.models.checkpoint import save_checkpoint
-    from factorportrait.models.factorportrait_dit import FactorPortraitDiT
+    from factorportrait.models.portrait.checkpoint import save_checkpoint
+    from factorportrait.models.portrait.dit import FactorPortraitDiT
     from factorportrait.models.wan.config import WanConfig
 
     torch.manual_seed(5)

@@ -17,8 +17,8 @@ import_comfyui()
 
 from comfy_extras import nodes_camera_trajectory as comfy_camera  # noqa: E402
 
-from factorportrait.models.camera import FRONTAL_W2C_ROTATION  # noqa: E402
-from factorportrait.models.plucker import wan_camera_embedding  # noqa: E402
+from factorportrait.models.camera.trajectory import FRONTAL_W2C_ROTATION  # noqa: E402
+from factorportrait.models.camera.plucker import wan_camera_embedding  # noqa: E402
 from factorportrait.nodes.camera_trajectory import CameraTrajectoryNode  # noqa: E402
 from factorportrait.nodes.plucker_rays import PluckerRayMaps  # noqa: E402
 

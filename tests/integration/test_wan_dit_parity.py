@@ -14,6 +14,7 @@ import comfy.ops  # noqa: E402
 from comfy.ldm.wan.model import WanModel, sinusoidal_embedding_1d  # noqa: E402
 
 from factorportrait.models.wan import WanConfig, WanDiT  # noqa: E402
+from random_weights import randomize  # noqa: E402
 
 TOL = 1e-4
 SMALL = dict(dim=64, ffn_dim=128, num_layers=2, num_heads=2, text_dim=32)  # head_dim 32: rope 12/10/10
@@ -28,20 +29,6 @@ def comfy_wan(config: WanConfig, operations=comfy.ops.disable_weight_init, seed=
                      device="cpu", dtype=torch.float32, operations=operations)
     randomize(model, seed)
     return model.eval()
-
-
-@torch.no_grad()
-def randomize(model: torch.nn.Module, seed: int) -> None:
-    """Weights ~ N(0, 1/fan_in), norm weights ~ 1 + N(0, 0.1), biases and modulation ~ N(0, 0.1)."""
-    gen = torch.Generator().manual_seed(seed)
-    for name, p in model.named_parameters():
-        noise = torch.randn(p.shape, generator=gen)
-        if "norm" in name and name.endswith("weight"):
-            p.copy_(1 + 0.1 * noise)
-        elif p.ndim >= 2 and "modulation" not in name:
-            p.copy_(noise / p[0].numel() ** 0.5)
-        else:
-            p.copy_(0.1 * noise)
 
 
 def ours_from(comfy_model: WanModel, config: WanConfig, **kwargs) -> WanDiT:

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from factorportrait.models import trajectories as tr
-from factorportrait.models.camera_io import trajectory_from_json
-from factorportrait.models.camera_preview import ray_direction_preview, trajectory_preview
+from factorportrait.models.camera import paths as tr
+from factorportrait.models.camera.files import trajectory_from_json
+from factorportrait.models.camera.preview import ray_direction_preview, trajectory_preview
 
 from .helpers import (
     PNG_TOLERANCE,

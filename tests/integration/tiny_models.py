@@ -8,7 +8,7 @@ through the real server in a second or two:
   ``comfy.ldm.wan.vae.WanVAE`` at width 8 (the real one has 96; ComfyUI's VAELoader infers
   the width from ``decoder.head.0.gamma``), random weights;
 - ``models/factorportrait/factorportrait_wan2.1_t2v_1.3B.safetensors``: a full
-  FactorPortrait checkpoint (``models.checkpoint.save_checkpoint``) of a one-layer Wan DiT
+  FactorPortrait checkpoint (``models.portrait.checkpoint.save_checkpoint``) of a one-layer Wan DiT
   of width 128 (text_dim 4096 as the real model, expression codes D=52), every parameter
   random, the zero-initialised controls and the head included, so each control changes the
   output;
@@ -66,7 +66,7 @@ def tiny_wan_vae_state_dict() -> dict[str, torch.Tensor]:
 
 def tiny_factorportrait_model():
     """A random one-layer FactorPortrait DiT (every parameter, controls and head included)."""
-    from factorportrait.models.factorportrait_dit import FactorPortraitDiT
+    from factorportrait.models.portrait.dit import FactorPortraitDiT
     from factorportrait.models.wan.config import WanConfig
 
     model = FactorPortraitDiT(WanConfig(**TINY_WAN), EXPRESSION_DIM)
@@ -123,7 +123,7 @@ def write_tiny_models(models_dir: Path) -> dict[str, Path]:
     """Write the tiny VAE and FactorPortrait checkpoint into ``models_dir`` (a ComfyUI
     ``models`` folder) and the portrait into ``models_dir/../input``; returns their paths
     by name (``vae``, ``checkpoint``, ``portrait``)."""
-    from factorportrait.models.checkpoint import save_checkpoint
+    from factorportrait.models.portrait.checkpoint import save_checkpoint
 
     models_dir = Path(models_dir)
     paths = {
@@ -145,7 +145,7 @@ def write_wan_base(checkpoint: Path, path: Path) -> Path:
     checkpoint under ``model.diffusion_model.``, no control keys, no metadata."""
     from safetensors import safe_open
 
-    from factorportrait.models.checkpoint import is_control_key
+    from factorportrait.models.portrait.checkpoint import is_control_key
 
     with safe_open(str(checkpoint), framework="pt") as f:
         tensors = {COMFY_PREFIX + k: f.get_tensor(k) for k in f.keys() if not is_control_key(k)}

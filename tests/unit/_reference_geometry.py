@@ -1,6 +1,6 @@
 """Independent, deliberately naive reference geometry for the unit tests.
 
-Nothing here reuses the shortcuts of ``models/plucker.py`` (shared basis images, the
+Nothing here reuses the shortcuts of ``models/camera/plucker.py`` (shared basis images, the
 closed-form camera-to-world): every ray is built the textbook way, per frame, with an
 explicit pixel-intrinsics matrix inverted by ``torch.linalg.inv``, the camera pose inverted
 by ``torch.linalg.inv`` and an explicit cross product, all in float64.

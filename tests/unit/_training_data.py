@@ -18,7 +18,7 @@ SIZE, FRAMES, DIM = 32, 9, 52
 
 
 def make_sample(index: int, frames: int = FRAMES, size: int = SIZE):
-    from factorportrait.models import trajectories as tr
+    from factorportrait.models.camera import paths as tr
     from factorportrait.training.data.sample import ClipSample, to_uint8_images
 
     import sys

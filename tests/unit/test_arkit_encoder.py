@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 
-from factorportrait.models import trajectories as tr
+from factorportrait.models.camera import paths as tr
 from factorportrait.models.body.anny_model import ARKIT_FACE_ACTIONS
 from factorportrait.models.body.upper_body import LANDMARKS
 from factorportrait.models.errors import InputError
@@ -21,7 +21,6 @@ from factorportrait.models.expression.face_correspondence import (correspondence
                                                                   render_face_images)
 from factorportrait.models.expression.face_mesh import FaceMeshDetections, detect_face_mesh
 from factorportrait.models.tracking.keypoints import Keypoints2D
-from test_body_models import anny_cache_dir, anny_model  # noqa: F401
 
 FRAMES, SIZE, FOV, DISTANCE = 24, 512, 30.0, 0.7
 MAIN = ("jawOpen", "mouthSmileLeft", "mouthSmileRight", "eyeBlinkLeft", "eyeBlinkRight", "browInnerUp")

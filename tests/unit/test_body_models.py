@@ -2,11 +2,10 @@
 actions, shape, gradients, parity with the reference implementations, SMPL-X file errors.
 
 anny is built once per cache folder (about 1.5 minutes on 2 cores, then ~0.2 s to load):
-``$FACTORPORTRAIT_ANNY_CACHE`` if set, else pytest's cache folder (``.pytest_cache``).
+``$FACTORPORTRAIT_ANNY_CACHE`` if set, else pytest's cache folder (the fixtures of ``tests/conftest.py``).
 SMPL-X runs on a small synthetic SMPL-X-format file written here (never real SMPL-X data).
 """
 import math
-import os
 
 import numpy as np
 import pytest
@@ -17,26 +16,9 @@ from factorportrait.models.body.upper_body import fit_point_regressor
 from factorportrait.models.errors import InputError
 from factorportrait.models.body.anny_model import ARKIT_FACE_ACTIONS
 
-ANNY_CACHE_ENV = "FACTORPORTRAIT_ANNY_CACHE"
 
 
 # -- fixtures ---------------------------------------------------------------------------------
-
-@pytest.fixture(scope="session")
-def anny_cache_dir(request, tmp_path_factory):
-    pytest.importorskip("anny")
-    if os.environ.get(ANNY_CACHE_ENV):
-        return os.environ[ANNY_CACHE_ENV]
-    cache = getattr(request.config, "cache", None)
-    return str(cache.mkdir("factorportrait_anny")) if cache else str(tmp_path_factory.mktemp("anny"))
-
-
-@pytest.fixture(scope="session")
-def anny_model(anny_cache_dir):
-    from factorportrait.models.body import load_anny
-
-    return load_anny(anny_cache_dir)
-
 
 # A synthetic SMPL-X: head sphere, neck, torso, T-pose arms and legs, with SMPL-X's 55 joints,
 # arrays and landmark conventions. beta 0 scales the body by 10 %; expression 0 lowers the jaw.

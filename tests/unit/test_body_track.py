@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from factorportrait.models import trajectories as tr
+from factorportrait.models.camera import paths as tr
 from factorportrait.models.body import axis_angle_to_matrix
 from factorportrait.models.errors import InputError
 from factorportrait.models.render.normal_maps import render_normal_maps
@@ -16,7 +16,7 @@ from factorportrait.models.tracking.body_track import track_body
 from factorportrait.models.tracking.preview import FITTED, OBSERVED, tracking_overlay
 from factorportrait.models.tracking.rendering import pair_camera, render_track_normals
 from factorportrait.models.tracking.retarget import ROTATIONS, retarget
-from test_body_models import anny_cache_dir, anny_model, smplx_folder, smplx_model  # noqa: F401
+from test_body_models import smplx_folder, smplx_model  # noqa: F401
 from test_tracking import FOV, HEIGHT, WIDTH, _angle_deg, _camera, _head_orientation, _observe, _truth
 
 ITERATIONS = 30

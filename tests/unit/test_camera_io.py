@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from factorportrait.models import trajectories as tr
-from factorportrait.models.camera import CameraTrajectory
-from factorportrait.models.camera_io import (
+from factorportrait.models.camera import paths as tr
+from factorportrait.models.camera.trajectory import CameraTrajectory
+from factorportrait.models.camera.files import (
     FORMAT,
     VERSION,
     trajectory_from_json,

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from _reference_geometry import naive_rays
-from factorportrait.models import trajectories as tr
-from factorportrait.models.camera_preview import (
+from factorportrait.models.camera import paths as tr
+from factorportrait.models.camera.preview import (
     FIRST_FRUSTUM_COLOUR,
     SUBJECT_COLOUR,
     ray_direction_preview,

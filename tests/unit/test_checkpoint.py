@@ -3,9 +3,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from factorportrait.models import checkpoint as ck
+from factorportrait.models.portrait import checkpoint as ck
 from factorportrait.models.errors import InputError
-from factorportrait.models.factorportrait_dit import FactorPortraitDiT
+from factorportrait.models.portrait.dit import FactorPortraitDiT
 from factorportrait.models.wan.config import WanConfig
 from factorportrait.models.wan.dit import WanDiT
 

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from factorportrait.models import trajectories as tr
+from factorportrait.models.camera import paths as tr
 from factorportrait.models.body.anny_model import ARKIT_FACE_ACTIONS
 from factorportrait.models.body.upper_body import axis_angle_to_matrix
 from factorportrait.models.evaluation.expression_metrics import EVALUATED_CHANNELS, expression_agreement, pearson

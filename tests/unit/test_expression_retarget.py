@@ -12,7 +12,7 @@ from factorportrait.models.expression.keyframes import expression_from_keyframes
 from factorportrait.models.expression.retarget import (driving_neutral, mix_regions, parse_regions,
                                                        retarget_expression, smooth)
 from factorportrait.models.expression.smoothing import one_euro, savitzky_golay
-from factorportrait.models.expression_codes import ExpressionCodes
+from factorportrait.models.expression.codes import ExpressionCodes
 
 A = {name: i for i, name in enumerate(ARKIT_FACE_ACTIONS)}
 

@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from factorportrait.models.errors import InputError
-from factorportrait.models.factorportrait_dit import CONTROL_CHANNELS, FactorPortraitDiT, fuse_conditions
-from factorportrait.models.latent_frames import latent_frame_groups
+from factorportrait.models.portrait.dit import CONTROL_CHANNELS, FactorPortraitDiT, fuse_conditions
+from factorportrait.models.wan.latent_frames import latent_frame_groups
 from factorportrait.models.wan import WanConfig, WanDiT
+from random_weights import randomize
 
 TINY = WanConfig(dim=32, ffn_dim=64, num_layers=2, num_heads=2, text_dim=16)  # head_dim 16
 TINY_I2V = WanConfig(dim=32, ffn_dim=64, num_layers=1, num_heads=2, text_dim=16, in_dim=36,
@@ -16,21 +17,6 @@ TINY_I2V = WanConfig(dim=32, ffn_dim=64, num_layers=1, num_heads=2, text_dim=16,
 EXPR_DIM = 8
 B, T, H, W = 2, 3, 4, 6  # latent frames 3 <-> 9 video frames
 FRAMES = 4 * T - 3
-
-
-@torch.no_grad()
-def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Random weights everywhere (the original init zeroes the head: outputs would be 0)."""
-    gen = torch.Generator().manual_seed(seed)
-    for name, p in model.named_parameters():
-        noise = torch.randn(p.shape, generator=gen)
-        if "norm" in name:
-            p.copy_(1 + 0.1 * noise)
-        elif p.ndim >= 2 and "modulation" not in name:
-            p.copy_(noise / p[0].numel() ** 0.5)
-        else:
-            p.copy_(0.1 * noise)
-    return model.eval()
 
 
 def rand(*shape, seed=1):

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from factorportrait.models.errors import InputError
-from factorportrait.models.latent_frames import (
+from factorportrait.models.wan.latent_frames import (
     check_frame_count,
     latent_frame_count,
     latent_frame_groups,
@@ -71,7 +71,7 @@ def test_latent_frame_count_and_groups_refuse_invalid_counts(frames):
 
 @pytest.mark.parametrize("t_lat", [1, 2, 21, 76])
 def test_video_frame_count_inverts_latent_frame_count(t_lat):
-    from factorportrait.models.latent_frames import video_frame_count
+    from factorportrait.models.wan.latent_frames import video_frame_count
 
     assert latent_frame_count(video_frame_count(t_lat)) == t_lat
     assert video_frame_count(t_lat) == latent_frame_groups(video_frame_count(t_lat)).max() + 1

@@ -12,14 +12,14 @@ import pytest
 import torch
 
 from factorportrait.models.body import LANDMARK_INDEX, LANDMARKS
-from factorportrait.models.camera import CameraTrajectory, focal_from_fov, orbit_extrinsics
+from factorportrait.models.camera.trajectory import CameraTrajectory, focal_from_fov, orbit_extrinsics
 from factorportrait.models.errors import InputError
 from factorportrait.models.render.normal_maps import render_normal_maps
 from factorportrait.models.render.shading import BACKGROUND, SKIN, shade_normal_maps
 from factorportrait.models.tracking import fit_sequence, mediapipe_available
 from factorportrait.models.tracking import mediapipe_detector as mpd
 from factorportrait.models.tracking.mediapipe_detector import detect_landmarks
-from test_body_models import anny_cache_dir, anny_model, smplx_folder, smplx_model  # noqa: F401
+from test_body_models import smplx_folder, smplx_model  # noqa: F401
 from test_body_models import face_smplx_folder, face_smplx_model  # noqa: F401
 from test_tracking import FRAMES, FOV, _angle_deg, _head_orientation, _truth
 

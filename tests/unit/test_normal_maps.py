@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from factorportrait.models import trajectories as tr
+from factorportrait.models.camera import paths as tr
 from factorportrait.models.errors import InputError
 from factorportrait.models.render.normal_maps import BACKGROUND, render_normal_maps, vertex_normals
 from test_rasterize import exact_inside, icosphere

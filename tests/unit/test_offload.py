@@ -9,7 +9,7 @@ import weakref
 import pytest
 import torch
 
-from factorportrait.models.factorportrait_dit import FactorPortraitDiT
+from factorportrait.models.portrait.dit import FactorPortraitDiT
 from factorportrait.models.wan import T2V_1_3B, T2V_14B, I2V_14B, WanConfig, WanDiT
 from factorportrait.models.wan.offload import (
     block_streamer, estimate_weight_bytes, model_weight_bytes, stream_blocks)

@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from _reference_geometry import naive_pack, naive_rays, naive_rays_at, pixel_matrix
-from factorportrait.models import trajectories as tr
-from factorportrait.models.camera import CameraTrajectory
+from factorportrait.models.camera import paths as tr
+from factorportrait.models.camera.trajectory import CameraTrajectory
 from factorportrait.models.errors import InputError
-from factorportrait.models.latent_frames import latent_frame_groups
-from factorportrait.models.plucker import (
+from factorportrait.models.wan.latent_frames import latent_frame_groups
+from factorportrait.models.camera.plucker import (
     check_image_size,
     latent_plucker_rays,
     packed_plucker_rays,

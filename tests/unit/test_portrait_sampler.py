@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from factorportrait.models.factorportrait_dit import FactorPortraitDiT
-from factorportrait.models.latent_frames import latent_frame_groups
-from factorportrait.models.portrait_sampler import PortraitConditions, branch_velocity, generate
+from factorportrait.models.portrait.dit import FactorPortraitDiT
+from factorportrait.models.wan.latent_frames import latent_frame_groups
+from factorportrait.models.portrait.sampler import PortraitConditions, branch_velocity, generate
 from factorportrait.models.sampling import initial_noise, noise_latent, solver_sigmas
 from factorportrait.models.wan.config import WanConfig
 

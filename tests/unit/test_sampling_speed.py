@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from factorportrait.models.errors import InputError
-from factorportrait.models.factorportrait_dit import FactorPortraitDiT
-from factorportrait.models.portrait_sampler import PortraitConditions, generate
+from factorportrait.models.portrait.dit import FactorPortraitDiT
+from factorportrait.models.portrait.sampler import PortraitConditions, generate
 from factorportrait.models.sampling.presets import PRESETS
 from factorportrait.models.sampling.schedule import fixed_timestep_sigmas, solver_sigmas
 from factorportrait.models.sampling.step_cache import StepCache, StepCacheSettings

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from factorportrait.models import trajectories as tr
+from factorportrait.models.camera import paths as tr
 from factorportrait.models.body.anny_model import ARKIT_FACE_ACTIONS
 from factorportrait.models.tracking.body_track import BodyTrack
 from factorportrait.models.tracking.rendering import is_static, render_track_normals
@@ -30,7 +30,6 @@ from factorportrait.training.synthetic.background import Room, WallTexture, cast
 from factorportrait.training.synthetic.expression_curves import ACTION_INDEX, sample_script
 from factorportrait.training.synthetic.motion import POSE_LIMITS, sample_head_motion
 from factorportrait.training.synthetic.render import avatar_params, avatar_vertices, render_avatar
-from test_body_models import anny_cache_dir, anny_model  # noqa: F401
 
 SEED = 11
 SIZE = 64

@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from factorportrait.models.body import LANDMARK_INDEX, LANDMARKS, axis_angle_to_matrix
-from factorportrait.models.camera import CameraTrajectory, focal_from_fov, orbit_extrinsics
+from factorportrait.models.camera.trajectory import CameraTrajectory, focal_from_fov, orbit_extrinsics
 from factorportrait.models.errors import InputError
 from factorportrait.models.tracking import Keypoints2D, fit_sequence, from_mediapipe, from_pose_keypoint
-from test_body_models import anny_cache_dir, anny_model, smplx_folder, smplx_model  # noqa: F401
+from test_body_models import smplx_folder, smplx_model  # noqa: F401
 
 FRAMES, WIDTH, HEIGHT, FOV = 16, 512, 512, 30.0
 DROPPED = (5, 11)

@@ -198,7 +198,7 @@ def test_step_zero_of_a_controls_run_is_the_base_model(data, tmp_path):
     """Exports at step 0 of a controls-only run (full and controls files) load through
     Load Model's code and predict exactly what the Wan base predicts on the fused sequence,
     whatever the controls (reference, rays, normals, expression) say."""
-    from factorportrait.models.checkpoint import load_model
+    from factorportrait.models.portrait.checkpoint import load_model
     from factorportrait.models.wan.config import strip_prefix
     from factorportrait.models.wan.dit import WanDiT
 
@@ -235,7 +235,7 @@ def test_a_tiny_model_overfits_one_sample(data, tmp_path):
 
 
 def test_controls_only_trains_only_the_controls(data, tmp_path):
-    from factorportrait.models.checkpoint import is_control_key
+    from factorportrait.models.portrait.checkpoint import is_control_key
 
     start = _train(_config(data, tmp_path / "a", train={"steps": 0, "params": "controls"}))
     after = _train(_config(data, tmp_path / "b", train={"steps": 2, "params": "controls", "lr": 1e-2}))
@@ -247,7 +247,7 @@ def test_controls_only_trains_only_the_controls(data, tmp_path):
 
 
 def test_gradient_checkpointing_gives_the_same_gradients():
-    from factorportrait.models.factorportrait_dit import FactorPortraitDiT
+    from factorportrait.models.portrait.dit import FactorPortraitDiT
     from factorportrait.models.wan.config import WanConfig
 
     torch.manual_seed(0)
@@ -361,7 +361,7 @@ class _VaeThatMustNotRun:
 def test_dataset_item_matches_the_sampler_inputs(data):
     """The dataset's rays are the Plücker Ray Maps node's, its latents the cached VAE latents
     normalised as the sampler node normalises them."""
-    from factorportrait.models.plucker import latent_plucker_rays
+    from factorportrait.models.camera.plucker import latent_plucker_rays
     from factorportrait.models.wan import latent_format
     from factorportrait.training.data.dataset import ClipDataset
     from factorportrait.training.data.latent_cache import latent_path
@@ -420,7 +420,7 @@ def test_memory_estimate_counts_the_released_models():
     from factorportrait.models.wan.config import T2V_1_3B, T2V_14B
     from factorportrait.training.trainer.memory_estimate import base_parameters, estimate
 
-    from factorportrait.models.factorportrait_dit import FactorPortraitDiT
+    from factorportrait.models.portrait.dit import FactorPortraitDiT
     from factorportrait.training.trainer.memory_estimate import control_parameters
 
     for config in (T2V_1_3B, T2V_14B):

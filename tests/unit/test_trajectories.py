@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from _reference_geometry import orbit_angles, rotation_angle
-from factorportrait.models import trajectories as tr
-from factorportrait.models.camera import CameraTrajectory, focal_from_fov
+from factorportrait.models.camera import paths as tr
+from factorportrait.models.camera.trajectory import CameraTrajectory, focal_from_fov
 from factorportrait.models.errors import InputError
-from factorportrait.models.interpolation import interpolate_keys
+from factorportrait.models.camera.interpolation import interpolate_keys
 
 W, H = 64, 48
 TARGET = (0.1, 0.2, -0.1)

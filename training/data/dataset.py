@@ -6,7 +6,7 @@ Item ``i`` of :class:`ClipDataset` is a dict of float32 tensors, the inputs of
     latents     [16, T, h, w]   normalised VAE latents of the frames (the flow's x0)
     reference   [16, 1, h, w]   normalised latent of the reference image
     normals     [16, T, h, w]   normalised latents of the normal maps
-    rays        [24, T, h, w]   Plücker rays on the latent grid (``models.plucker``)
+    rays        [24, T, h, w]   Plücker rays on the latent grid (``models.camera.plucker``)
     expression  [F, D]          per-frame expression codes, F = 4T - 3
 
 Latents come from the cache (:mod:`.latent_cache`) or, without one, from a VAE given to the
@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from ...models.latent_frames import check_frame_count, latent_frame_count
-from ...models.plucker import latent_plucker_rays
+from ...models.wan.latent_frames import check_frame_count, latent_frame_count
+from ...models.camera.plucker import latent_plucker_rays
 from .latent_cache import VideoVAE, encode_sample, latent_path, normalized, read_latents
 from .manifest import read_manifests
 from .sample import SampleError, file_sha256, read_camera_and_expression, read_sample

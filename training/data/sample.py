@@ -35,10 +35,10 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
-from ...models.camera import CameraTrajectory
-from ...models.camera_io import trajectory_from_json, trajectory_to_dict
+from ...models.camera.trajectory import CameraTrajectory
+from ...models.camera.files import trajectory_from_json, trajectory_to_dict
 from ...models.errors import InputError
-from ...models.latent_frames import TEMPORAL_STRIDE
+from ...models.wan.latent_frames import TEMPORAL_STRIDE
 
 FORMAT = "factorportrait-sample"
 VERSION = 1

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Train the pack's default demonstration model from nothing, on the CPU (README "The default
-# model"): synthetic data, the small Wan 2.1-layout VAE, latents, the DiT, in three stages
+# Train the pack's default demonstration model from nothing, on the CPU (docs/default_model.md):
+# synthetic data, the small Wan 2.1-layout VAE, latents, the DiT, in three stages
 # (the order in which the shipped files were made). Every step resumes where it stopped
 # when run again. Writes weights/ (the shipped files).
 #   bash training/demo/train_default_model.sh        # after scripts/setup_env.sh

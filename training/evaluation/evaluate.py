@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 
 from ...models.evaluation.measure import ClipMeasurement, measure_clip, summarize
-from ...models.factorportrait_dit import FactorPortraitDiT
+from ...models.portrait.dit import FactorPortraitDiT
 from ..data.sample import to_float_images
 from .held_out import HeldOutClip
 from .variants import SamplerSettings, clip_conditions, decode, encode, generate_clip_video, variant_conditions

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ...models.checkpoint import load_model
+from ...models.portrait.checkpoint import load_model
 from ...models.evaluation.report import format_table  # noqa: F401  (re-exported for the benchmark)
 from ..data.sample import to_float_images
 from .evaluate import evaluate_variants

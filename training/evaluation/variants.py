@@ -9,7 +9,7 @@ Variants (``VARIANTS``):
 
 Conditions are built as the FactorPortrait Sampler builds them (the VAE encodes the
 reference and the normal maps; rays come from ``latent_plucker_rays`` of the clip's camera)
-and sampled with ``models.portrait_sampler.generate``.
+and sampled with ``models.portrait.sampler.generate``.
 """
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from ...models.factorportrait_dit import FactorPortraitDiT
-from ...models.latent_frames import latent_frame_count
-from ...models.plucker import latent_plucker_rays
-from ...models.portrait_sampler import PortraitConditions, generate
+from ...models.portrait.dit import FactorPortraitDiT
+from ...models.wan.latent_frames import latent_frame_count
+from ...models.camera.plucker import latent_plucker_rays
+from ...models.portrait.sampler import PortraitConditions, generate
 from ...models.wan import latent_format
 from ..data.sample import ClipSample, to_float_images
 

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ...models.camera import CameraTrajectory, focal_from_fov, fov_from_focal
+from ...models.camera.trajectory import CameraTrajectory, focal_from_fov, fov_from_focal
 
 CROP_FACE_SCALE = 2.5  # crop size over the face box's (the union over the clip)
 CROP_DOWN_SHIFT = 0.2  # crop centre below the face box's centre, in face-box heights

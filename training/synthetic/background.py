@@ -5,7 +5,7 @@ scene does. The room is an axis-aligned box around the subject (walls 1.5 to 4 m
 floor and ceiling about where a room's are), each of its six walls painted by a procedural
 texture of the WORLD position on it (stripes, checkers, blobs, waves in random colours).
 Every pixel's ray (the pack's Plücker rays: pixel centres, OpenCV axes; see
-:mod:`models.plucker`) is intersected with the box, so a moving camera sees the parallax of
+:mod:`models.camera.plucker`) is intersected with the box, so a moving camera sees the parallax of
 walls at finite depth that only its rays explain: what the ray-map conditioning tells the
 model.
 
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ...models.camera import CameraTrajectory
-from ...models.plucker import plucker_rays
+from ...models.camera.trajectory import CameraTrajectory
+from ...models.camera.plucker import plucker_rays
 from .appearance import RGB, choice, uniform
 
 WALL_NAMES = ("left", "right", "floor", "ceiling", "back", "front")  # -X, +X, -Y, +Y, -Z, +Z

@@ -33,10 +33,10 @@ from typing import Callable
 
 import torch
 
-from ...models import trajectories as tr
+from ...models.camera import paths as tr
 from ...models.body.anny_model import AnnyUpperBody
 from ...models.errors import InputError
-from ...models.latent_frames import TEMPORAL_STRIDE
+from ...models.wan.latent_frames import TEMPORAL_STRIDE
 from ..data.manifest import SAMPLE_DIR, ShardManifest, entry_for, shard_range
 from ..data.sample import ClipSample, SampleError, read_metadata, to_float_images, to_uint8_images, write_sample
 from .appearance import sample_appearance, uniform

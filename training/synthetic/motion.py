@@ -3,12 +3,12 @@
 Head motion: the head's total turn (pitch about +X, positive looking down; yaw about +Y,
 positive toward the subject's left; roll about +Z, positive tipping the crown toward the
 subject's right; degrees) is keyframed every 0.4 to 1.2 s and interpolated by monotone
-cubics (:func:`models.interpolation.interpolate_keys`: C1, no overshoot past the keys, so the
+cubics (:func:`models.camera.interpolation.interpolate_keys`: C1, no overshoot past the keys, so the
 curves stay within ``POSE_LIMITS``), then shared out between torso, neck and head as people
 turn (``SHARES``). The rotations are axis-angle vectors in world axes (radians), as
 :class:`models.body.UpperBodyParams` takes them.
 
-Cameras come from the pack's own trajectory generators (:mod:`models.trajectories`), so the
+Cameras come from the pack's own trajectory generators (:mod:`models.camera.paths`), so the
 clips' cameras are the ones a user can make with the Camera Trajectory node:
 
 - ``view_sweep``: an orbit, arc, spiral or dolly around the head, at portrait framing
@@ -24,9 +24,9 @@ from dataclasses import asdict, dataclass, replace
 
 import torch
 
-from ...models import trajectories as tr
-from ...models.camera import CameraTrajectory
-from ...models.interpolation import interpolate_keys
+from ...models.camera import paths as tr
+from ...models.camera.trajectory import CameraTrajectory
+from ...models.camera.interpolation import interpolate_keys
 from .appearance import choice, uniform
 
 REGIMES = ("view_sweep", "dynamic_sweep", "phone")

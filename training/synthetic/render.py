@@ -21,7 +21,7 @@ import torch
 
 from ...models.body.anny_model import AnnyUpperBody
 from ...models.body.upper_body import UpperBodyParams
-from ...models.camera import CameraTrajectory
+from ...models.camera.trajectory import CameraTrajectory
 from ...models.expression.face_correspondence import face_albedo, face_paint_fields
 from ...models.render import rasterize as rz
 from ...models.render.normal_maps import render_normal_maps, vertex_normals

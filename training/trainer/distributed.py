@@ -1,7 +1,7 @@
 """torch.distributed for the trainer: set-up from torchrun's environment, DDP or FSDP2.
 
 Launch with torchrun (``torchrun --nproc-per-node 8 training/train.py --config c.toml``;
-multi-node through its rendezvous, or ``srun`` under SLURM, see the README). Without
+multi-node through its rendezvous, or ``srun`` under SLURM, see docs/training.md). Without
 torchrun's variables the trainer runs as one process and nothing is initialised. The
 backend is NCCL on GPUs and gloo on the CPU (how the tests run 2 processes here).
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from ...models.checkpoint import checkpoint_bytes
+from ...models.portrait.checkpoint import checkpoint_bytes
 from ..data.sample import write_atomic
 
 

@@ -7,7 +7,7 @@ The loss of every micro-batch is scaled so the gradient is that of the mean loss
 global batch, whatever ``W`` and the micro-batch size: a 2-process run takes the same
 steps as a 1-process run (``randomness`` makes the draws equal too).
 
-The model is what FactorPortrait Load Model builds (``models.factorportrait_dit``): the
+The model is what FactorPortrait Load Model builds (``models.portrait.dit``): the
 condition fusion, the expression controller and the velocity it predicts are the
 sampler's (DESIGN: one home), so what is trained is exactly what is sampled.
 """
@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from ...models.checkpoint import load_model
-from ...models.factorportrait_dit import FactorPortraitDiT
+from ...models.portrait.checkpoint import load_model
+from ...models.portrait.dit import FactorPortraitDiT
 from ...models.wan.config import WanConfig
 from ..data.dataset import ClipDataset, collate
 from . import distributed as D

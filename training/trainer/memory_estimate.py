@@ -1,4 +1,4 @@
-"""Back-of-the-envelope GPU memory of a training step, for planning (README, benchmark).
+"""Back-of-the-envelope GPU memory of a training step, for planning (docs/training.md, benchmark).
 
 Per device: weights (frozen ones in bf16, trained ones as float32 master copies), their
 gradients and AdamW's two moments (float32), all divided by the ranks under FSDP2; plus
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...models.factorportrait_dit import CONTROL_CHANNELS
-from ...models.latent_frames import TEMPORAL_STRIDE
+from ...models.portrait.dit import CONTROL_CHANNELS
+from ...models.wan.latent_frames import TEMPORAL_STRIDE
 from ...models.wan.config import WanConfig
 
 GIB = 1024**3

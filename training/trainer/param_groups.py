@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from ...models.checkpoint import is_control_key
+from ...models.portrait.checkpoint import is_control_key
 
 
 def select_trainable(model: nn.Module, params: str) -> list[str]:

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 import torch
 from safetensors.torch import save
 
-from .errors import InputError
-from .factorportrait_dit import FactorPortraitDiT
-from .safetensors_io import WeightFile, describe_family, read_weights
-from .wan.config import WanConfig, strip_prefix
-from .wan.layers import CastLinear
+from ..errors import InputError
+from .dit import FactorPortraitDiT
+from ..safetensors_io import WeightFile, describe_family, read_weights
+from ..wan.config import WanConfig, strip_prefix
+from ..wan.layers import CastLinear
 
 METADATA_KEY = "factorportrait"
 FORMAT_VERSION = 1

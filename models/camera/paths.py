@@ -1,7 +1,7 @@
 """Camera trajectory generators: static, orbit, spiral, dolly, arcs and keyframes.
 
 Every mode produces per-frame *orbit parameters* (yaw, pitch, roll, distance, look-at
-target and intrinsics, see :func:`models.camera.orbit_extrinsics`) and turns them into a
+target and intrinsics, see :func:`models.camera.trajectory.orbit_extrinsics`) and turns them into a
 :class:`CameraTrajectory` in one place. Rotations are therefore never interpolated as
 matrices or Euler triples of the camera: they are built from smoothly interpolated orbit
 angles, which keeps the camera looking at its target, is C1 on SO(3) wherever the
@@ -15,8 +15,8 @@ from dataclasses import dataclass, fields, replace
 
 import torch
 
-from .camera import CameraTrajectory, check_fov, focal_from_fov, fov_from_focal, orbit_extrinsics
-from .errors import InputError
+from .trajectory import CameraTrajectory, check_fov, focal_from_fov, fov_from_focal, orbit_extrinsics
+from ..errors import InputError
 from .interpolation import interpolate_keys
 
 EASINGS = ("linear", "ease in-out")

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import torch
 
-from .camera import CameraTrajectory
-from .errors import InputError
-from .latent_frames import check_frame_count, latent_frame_groups
+from .trajectory import CameraTrajectory
+from ..errors import InputError
+from ..wan.latent_frames import check_frame_count, latent_frame_groups
 
 LATENT_STRIDE = 8
 SIZE_MULTIPLE = 16

@@ -6,7 +6,7 @@
      "frames": [{"w2c": [[...4 numbers...] x 4], "focal": 1.866,
                  "pixel_aspect": 1.0, "principal": [0.5, 0.5]}, ...]}
 
-Conventions are those of :mod:`models.camera` (DESIGN.md world, OpenCV camera axes,
+Conventions are those of :mod:`models.camera.trajectory` (DESIGN.md world, OpenCV camera axes,
 world-to-camera extrinsics, intrinsics normalised by image size).
 """
 from __future__ import annotations
@@ -15,8 +15,8 @@ import json
 
 import torch
 
-from .camera import CameraTrajectory
-from .errors import InputError
+from .trajectory import CameraTrajectory
+from ..errors import InputError
 
 FORMAT = "factorportrait-camera"
 VERSION = 1

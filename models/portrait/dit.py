@@ -23,11 +23,11 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .errors import InputError
-from .latent_frames import TEMPORAL_STRIDE, latent_frame_groups, video_frame_count
-from .wan.config import NO_TEXT_LEN, WanConfig
-from .wan.dit import WanDiT
-from .wan.layers import CastConv3d, CastLinear
+from ..errors import InputError
+from ..wan.latent_frames import TEMPORAL_STRIDE, latent_frame_groups, video_frame_count
+from ..wan.config import NO_TEXT_LEN, WanConfig
+from ..wan.dit import WanDiT
+from ..wan.layers import CastConv3d, CastLinear
 
 LATENT_CHANNELS = 16
 RAY_CHANNELS = 24  # 6 Plücker channels x 4 frames per latent frame

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from kornia.geometry.conversions import axis_angle_to_rotation_matrix
 
-from .errors import InputError
+from ..errors import InputError
 
 # World-to-camera rotation of the frontal camera: on +Z looking toward -Z, image right
 # along world +X, image down along world -Y.

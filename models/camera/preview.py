@@ -18,7 +18,7 @@ try:  # kornia >= 0.9
 except ImportError:  # pragma: no cover - older kornia
     from kornia.utils import draw_line
 
-from .camera import CameraTrajectory
+from .trajectory import CameraTrajectory
 from .plucker import plucker_rays
 
 HEAD_RADIUS = 0.1  # metres, for the subject marker

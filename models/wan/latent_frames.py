@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import InputError
+from ..errors import InputError
 
 TEMPORAL_STRIDE = 4
 

@@ -11,15 +11,15 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from .factorportrait_dit import FactorPortraitDiT
-from .latent_frames import latent_frame_groups, video_frame_count
-from .sampling import (
+from .dit import FactorPortraitDiT
+from ..wan.latent_frames import latent_frame_groups, video_frame_count
+from ..sampling import (
     guided_velocity_fn, initial_noise, model_timestep, noise_latent, sample, solver_sigmas,
     windowed_velocity_fn,
 )
-from .sampling.schedule import fixed_timestep_sigmas
-from .sampling.step_cache import StepCache
-from .wan.config import NO_TEXT_LEN, TEXT_LEN
+from ..sampling.schedule import fixed_timestep_sigmas
+from ..sampling.step_cache import StepCache
+from ..wan.config import NO_TEXT_LEN, TEXT_LEN
 
 
 @dataclass(frozen=True)
