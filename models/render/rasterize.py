@@ -465,17 +465,39 @@ def interpolate(fragments: Fragments, attributes: torch.Tensor, faces: torch.Ten
     """Interpolate per-vertex attributes ``[F, V, C]`` at the pixels: ``[F, H, W, C]``
     (zero on background). ``faces`` ``[M, 3]`` as given to :func:`rasterize`."""
     num_frames, height, width = fragments.face_id.shape
-    num_verts, channels = attributes.shape[1:]
+    hit, values = interpolate_covered(fragments, attributes, faces)
+    out = attributes.new_zeros(num_frames * height * width, attributes.shape[-1])
+    out.index_copy_(0, hit, values)
+    return out.reshape(num_frames, height, width, -1)
+
+
+def interpolate_covered(fragments: Fragments, attributes: torch.Tensor,
+                        faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sparse form of :func:`interpolate`: the covered pixels' flat indices into
+    ``[F, H, W]`` ``[N]`` (int64, ascending) and the attributes there ``[N, C]``, for
+    per-pixel work that skips the background."""
+    hit, rows, bary = covered_corners(fragments, faces, attributes.shape[1])
+    return hit, blend_rows(attributes.reshape(-1, attributes.shape[-1]), rows, bary)
+
+
+def covered_corners(fragments: Fragments, faces: torch.Tensor,
+                    num_vertices: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For the covered pixels (flat indices into ``[F, H, W]`` ``[N]``, ascending): the rows
+    of their face's corners in frame-stacked per-vertex arrays ``[F * V, C]`` ``[N, 3]`` and
+    their barycentrics ``[N, 3]``, to interpolate several attribute sets, or a subset of the
+    pixels, with :func:`blend_rows`."""
+    num_frames, height, width = fragments.face_id.shape
     flat = fragments.face_id.reshape(-1)
     hit = (flat >= 0).nonzero()[:, 0]
     frame = hit // (height * width)
-    corners = faces.to(attributes.device, torch.long).index_select(0, flat.index_select(0, hit))
-    values = attributes.reshape(-1, channels).index_select(
-        0, (corners + frame[:, None] * num_verts).reshape(-1)).reshape(-1, 3, channels)
-    bary = fragments.bary.reshape(-1, 3).index_select(0, hit).to(values.dtype)
-    out = attributes.new_zeros(num_frames * height * width, channels)
-    out.index_copy_(0, hit, (bary[:, :, None] * values).sum(1))
-    return out.reshape(num_frames, height, width, channels)
+    corners = faces.to(flat.device, torch.long).index_select(0, flat.index_select(0, hit))
+    return hit, corners + frame[:, None] * num_vertices, fragments.bary.reshape(-1, 3).index_select(0, hit)
+
+
+def blend_rows(values: torch.Tensor, rows: torch.Tensor, bary: torch.Tensor) -> torch.Tensor:
+    """``sum_i bary[n, i] * values[rows[n, i]]`` ``[N, C]`` for ``values [R, C]``."""
+    corners = values.index_select(0, rows.reshape(-1)).reshape(-1, 3, values.shape[-1])
+    return torch.bmm(bary.to(values.dtype)[:, None], corners)[:, 0]
 
 
 def _snap(coord: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,108 @@
+"""The controls of an avatar render, each acting alone: the pose from a body track, the
+expression from expression codes, the view from a camera. A control not given holds the
+photo's own (its pose, its expression, its camera).
+
+- Pose: the driving fit retargeted onto the photo's fit (``tracking/retarget.py``: the
+  driving motion since its first frame, on the photo's pose and shape), so the first frame
+  is the photo's pose whatever the driving actor's. Frames where the driving video showed
+  no face hold the last pose that was seen (the frames are listed in the notes).
+- Expression: ARKit-52 codes set the 52 face actions as they are (they are absolute and
+  identity-free); the body track's own face actions are not used, so changing the
+  expression never moves the head and changing the track never changes the expression.
+- Frames: the output has as many frames as the longest control; every control must have
+  that many or one (held). A camera whose frames are all the same counts as one.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..body.upper_body import UpperBodyParams
+from ..camera.trajectory import CameraTrajectory
+from ..errors import InputError
+from ..expression.arkit_codes import ARKIT_ENCODER
+from ..expression.codes import ExpressionCodes
+from ..tracking.body_track import BodyTrack
+from ..tracking.rendering import is_static
+from ..tracking.retarget import retarget
+from .avatar import Avatar
+
+
+def frame_count(track: BodyTrack | None, expression: ExpressionCodes | None,
+                camera: CameraTrajectory | None) -> int:
+    """The number of frames to render (see the module docstring); an InputError naming the
+    control whose length does not fit."""
+    lengths = {}
+    if track is not None:
+        lengths["body_track"] = track.frames
+    if expression is not None:
+        lengths["expression"] = expression.num_frames
+    if camera is not None and not (camera.num_frames > 1 and is_static(camera)):
+        lengths["camera"] = camera.num_frames
+    n = max(lengths.values(), default=1)
+    for name, count in lengths.items():
+        if count not in (1, n):
+            given = ", ".join(f"{k}: {v} frames" for k, v in lengths.items())
+            raise InputError(name, f"the controls have different lengths ({given}); every control needs {n} frames "
+                                   f"or 1. Set 'frames' on the Camera Trajectory node to {n}, or trim the driving "
+                                   "video the track and the expression were made from to the same frames.")
+    return n
+
+
+def held_pose(track: BodyTrack) -> tuple[UpperBodyParams, list[int]]:
+    """The driving fit with frames that had no face holding the last seen pose (the first
+    seen, before any), and those frames."""
+    params = track.driving.params
+    missing = sorted(set(track.driving.report.filled_frames))
+    if not missing or len(missing) == params.frames:
+        return params, missing
+    seen = [f for f in range(params.frames) if f not in set(missing)]
+    source = []
+    for f in range(params.frames):
+        before = [s for s in seen if s <= f]
+        source.append(before[-1] if before else seen[0])
+    return params.select(torch.tensor(source)), missing
+
+
+def avatar_controls(avatar: Avatar, track: BodyTrack | None = None, expression: ExpressionCodes | None = None,
+                    camera: CameraTrajectory | None = None) -> tuple[UpperBodyParams, CameraTrajectory, list[str]]:
+    """Per-frame parameters ``[N]`` of the avatar's body model, the camera (``N`` frames or
+    one) and notes for the user.
+
+    Raises:
+        InputError: ``body_track`` from another body model, ``expression`` codes that are not
+            ARKit-52, or controls of different lengths.
+    """
+    n = frame_count(track, expression, camera)
+    notes = []
+    photo = avatar.params
+    if track is not None:
+        if track.model.name != avatar.model.name or track.model.num_vertices != avatar.model.num_vertices:
+            raise InputError("body_track", f"the track was fitted with the {track.model.name} body model; the avatar "
+                                           "needs a track made with 'anny' (Track Body Mesh, body_model: anny).")
+        driving, missing = held_pose(track)
+        if missing:
+            notes.append(f"no face in {len(missing)} driving frame(s) ({_frames(missing)}): the last pose seen is held.")
+        params = retarget(driving, photo)
+        if params.frames == 1 and n > 1:
+            params = params.select([0] * n)
+    else:
+        params = photo.select([0] * n)
+    face = photo.face.expand(n, -1)
+    if expression is not None:
+        if expression.encoder != ARKIT_ENCODER or expression.dim != photo.face.shape[1]:
+            raise InputError("expression", f"the avatar takes ARKit-52 codes (encoder '{ARKIT_ENCODER}': Extract "
+                                           "Expression with the built-in encoder, or Expression Keyframes); got "
+                                           f"encoder '{expression.encoder}' with D={expression.dim}.")
+        codes = expression.codes.to(face)
+        face = codes.expand(n, -1) if codes.shape[0] == 1 else codes
+    params = UpperBodyParams(**{**params.tensors(), "face": face.clone()})
+    if camera is None:
+        camera = avatar.camera
+    elif camera.num_frames > 1 and is_static(camera):
+        camera = camera.frames([0])
+    return params, camera, notes
+
+
+def _frames(frames: list[int], limit: int = 12) -> str:
+    shown = ", ".join(str(f) for f in frames[:limit])
+    return shown + (", ..." if len(frames) > limit else "")
