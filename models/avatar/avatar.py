@@ -27,13 +27,15 @@ from ..expression.face_correspondence import FaceCorrespondence
 from ..render import rasterize as rz
 from .background import BEHIND, inpaint_background, person_colours
 from .layers import Layer, body_joints, build_layer, grid_step
-from .photo import prepare_photo
+from .photo import Photo, prepare_photo
 from .photo_fit import PhotoFit, fit_photo, photo_uint8
 from .segmentation import person_matte
 from .surface import SurfaceTexture, mirror_vertices, mouth_cavity, neighbour_mean_matrix, surface_texture
 
 Progress = Callable[[int, int], None]
 ANNY = "anny"
+# The landmarks of the face (nose, eyes, brows; the chin) whose extent gives its size in the photo.
+FACE_LANDMARKS = (*range(21), 27)
 
 
 @dataclass
@@ -42,7 +44,8 @@ class Avatar:
 
     Attributes:
         model: the anny upper body.
-        fit: the photo's fit (its params, camera, landmarks and report).
+        params: the photo's own pose, shape and expression (one frame).
+        camera: the photo's camera (one frame).
         texture: ``[H, W, 5]`` at the photo's working size: the person's colours, the layer
             matte they are composited with, and the person's own matte (the MASK output).
         background: the photo with the person removed and filled ``[H, W, 3]``.
@@ -50,30 +53,23 @@ class Avatar:
         surface: the template's per-vertex texture data.
         layer: hair, clothing and the rest, tied to the body.
         photo_transforms: the template's joint maps at the photo's pose ``[J, 3, 4]``.
+        fit: the photo fit's landmarks and report (None for an avatar of a known pose).
         build_seconds: wall time of :func:`build_avatar`.
         notes: for the user.
     """
 
     model: UpperBodyModel
-    fit: PhotoFit
+    params: UpperBodyParams
+    camera: CameraTrajectory
     texture: Tensor
     background: Tensor
     plane_depth: float
     surface: SurfaceTexture
     layer: Layer
     photo_transforms: Tensor
+    fit: PhotoFit | None = None
     build_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
-
-    @property
-    def params(self) -> UpperBodyParams:
-        """The photo's own pose, shape and expression (one frame)."""
-        return self.fit.params
-
-    @property
-    def camera(self) -> CameraTrajectory:
-        """The photo's camera (one frame)."""
-        return self.fit.camera
 
     @property
     def height(self) -> int:
@@ -84,13 +80,14 @@ class Avatar:
         return self.texture.shape[1]
 
     def summary(self) -> str:
+        lines = [f"avatar of a {self.width}x{self.height} photo, built in {self.build_seconds:.1f} s."]
         f = self.fit
-        lines = [f"avatar of a {self.width}x{self.height} photo, built in {self.build_seconds:.1f} s.",
-                 f"face: {f.face.size:.0f} px; landmark fit error {f.report.error_px:.1f} px; face-mesh points "
-                 f"{f.face_error_px[0]:.1f} -> {f.face_error_px[1]:.1f} px after refinement; "
-                 f"field of view {f.report.fov_deg:.1f} deg.",
-                 f"template: {int((self.surface.seen > 0.5).sum())} of {len(self.surface.seen)} vertices seen in the "
-                 f"photo; layer (hair, clothing): {len(self.layer.vertices)} vertices."]
+        if f is not None:
+            lines.append(f"face: {f.face.size:.0f} px; landmark fit error {f.report.error_px:.1f} px; face-mesh "
+                         f"points {f.face_error_px[0]:.1f} -> {f.face_error_px[1]:.1f} px after refinement; "
+                         f"field of view {f.report.fov_deg:.1f} deg.")
+        lines.append(f"template: {int((self.surface.seen > 0.5).sum())} of {len(self.surface.seen)} vertices seen in "
+                     f"the photo; layer (hair, clothing): {len(self.layer.vertices)} vertices.")
         return "\n".join(lines + self.notes)
 
 
@@ -117,40 +114,43 @@ def build_avatar(model: UpperBodyModel, correspondence: FaceCorrespondence, imag
         return lambda done, total: progress(lo + (hi - lo) * done // max(total, 1), 100) if progress else None
     photo = prepare_photo(image, input_name)
     fit = fit_photo(model, photo, correspondence, fov_degrees, input_name, progress=report(0, 70))
-    width, height = photo.width, photo.height
-
-    with torch.inference_mode(False), torch.no_grad():
-        alpha = photo.alpha if photo.alpha is not None else torch.from_numpy(person_matte(photo_uint8(photo)))
-        background, layer_matte = inpaint_background(photo.rgb, alpha)
-        texture = torch.cat([person_colours(photo.rgb, layer_matte, background), layer_matte[..., None],
-                             alpha[..., None]], -1)
-        report(0, 80)(1, 1)
-
-        world = model(fit.params)  # [1, V, 3]
-        verts, k = rz.camera_space(world, fit.camera, width, height)
-        fragments = rz.rasterize(verts, model.faces, k, width, height)
-        mean = neighbour_mean_matrix(model.faces, model.num_vertices)
-        rest = model(_neutral_like(model, fit.params))[0]
-        cavity, cavity_depth = mouth_cavity(model, fit.params.shape, mean)
-        surface = surface_texture(model, fit.params, fit.camera, texture, fragments, mirror_vertices(rest),
-                                  cavity, cavity_depth, mean)
-        report(0, 90)(1, 1)
-
-        pixel_weights = rz.interpolate(fragments, model.skin_weights.float()[None], model.faces)[0]
-        chin = fit.keypoints.points[0, model.landmark_names.index("chin")]
-        layer = build_layer(layer_matte, fragments, pixel_weights, fit.camera.c2w[0], k[0], grid_step(width, height),
-                            float(chin[1]), fit.face.size, body_joints(model))
-        transforms = model.joint_transforms(fit.params)[0]
-        w2c = fit.camera.w2c[0]
-        head_depth = float((w2c[:3, :3] @ fit.params.translation[0].double() + w2c[:3, 3])[2])
-    notes = photo.notes + fit.notes
-    avatar = Avatar(model, fit, texture.contiguous(), background.contiguous(), head_depth + BEHIND, surface, layer,
-                    transforms, time.perf_counter() - start, notes)
+    matte = photo.alpha if photo.alpha is not None else torch.from_numpy(person_matte(photo_uint8(photo)))
+    avatar = avatar_from_fit(model, photo, fit.params, fit.camera, matte, fit)
+    avatar.build_seconds = time.perf_counter() - start
     report(0, 100)(1, 1)
     return avatar
 
 
-def _neutral_like(model: UpperBodyModel, params: UpperBodyParams) -> UpperBodyParams:
-    """Zero pose, neutral face, centred, with the mean shape (symmetric: for the mirror map)."""
-    out = model.neutral_params(1)
-    return out.map(lambda t: t.to(params.face.dtype))
+def avatar_from_fit(model: UpperBodyModel, photo: Photo, params: UpperBodyParams, camera: CameraTrajectory,
+                    matte: Tensor, fit: PhotoFit | None = None) -> Avatar:
+    """The avatar of a photo whose pose, shape, expression (``params``, one frame) and camera
+    are known: from :func:`fit_photo`, or the ground truth of a synthetic render (tests).
+
+    Args:
+        matte: the person's matte ``[H, W]`` in 0..1 at the photo's working size.
+    """
+    width, height = photo.width, photo.height
+    with torch.inference_mode(False), torch.no_grad():
+        background, layer_matte = inpaint_background(photo.rgb, matte)
+        texture = torch.cat([person_colours(photo.rgb, layer_matte, background), layer_matte[..., None],
+                             matte[..., None]], -1)
+        world = model(params)  # [1, V, 3]
+        verts, k = rz.camera_space(world, camera, width, height)
+        fragments = rz.rasterize(verts, model.faces, k, width, height)
+        mean = neighbour_mean_matrix(model.faces, model.num_vertices)
+        rest = model(model.neutral_params(1))[0]  # mean shape, zero pose: symmetric
+        cavity, cavity_depth = mouth_cavity(model, params.shape, mean)
+        surface = surface_texture(model, params, camera, texture, fragments, mirror_vertices(rest),
+                                  cavity, cavity_depth, mean)
+        pixel_weights = rz.interpolate(fragments, model.skin_weights.float()[None], model.faces)[0]
+        face = camera.project(model.landmarks(world)[0, list(FACE_LANDMARKS)].double(), width, height)[0, :, :2]
+        chin = face[FACE_LANDMARKS.index(model.landmark_names.index("chin"))]
+        face_size = float((face.max(0).values - face.min(0).values).max())
+        layer = build_layer(matte, fragments, pixel_weights, camera.c2w[0], k[0], grid_step(width, height),
+                            float(chin[1]), face_size, body_joints(model))
+        transforms = model.joint_transforms(params)[0]
+        w2c = camera.w2c[0]
+        head_depth = float((w2c[:3, :3] @ params.translation[0].double() + w2c[:3, 3])[2])
+    notes = photo.notes + (fit.notes if fit is not None else [])
+    return Avatar(model, params, camera, texture.contiguous(), background.contiguous(), head_depth + BEHIND, surface,
+                  layer, transforms, fit, 0.0, notes)

@@ -84,8 +84,9 @@ def largest_face(photo: Photo, input_name: str = "image") -> tuple[FaceBox, list
     faces = detect_faces(photo_uint8(photo))
     if not faces:
         raise InputError(input_name, "no face found in the photo: the avatar needs a face seen roughly from the "
-                                     "front (turned less than about 45 degrees), not covered, at least about 30 "
-                                     "pixels tall; use another photo or crop it closer.")
+                                     "front (turned less than about 45 degrees), not covered, not cut off by the "
+                                     "photo's edge by more than about a third, and at least about 30 pixels tall; "
+                                     "use another photo, or crop it closer around the face.")
     notes = []
     face = faces[0]
     if len(faces) > 1:

@@ -60,9 +60,7 @@ def _tables(avatar: Avatar) -> _Tables:
     n = len(layer_cam)
     lay = torch.cat([layer_cam, layer_cam, torch.zeros(n, 3)], 1)
     faces = torch.cat([model.faces.long(), layer.faces + model.num_vertices])
-    t = avatar.photo_transforms.float()  # [J, 3, 4]
-    r_inv = t[:, :, :3].transpose(-1, -2)
-    inverse = torch.cat([r_inv, -(r_inv @ t[:, :, 3:])], -1)
+    inverse = _inverse(avatar.photo_transforms.float())  # [J, 3, 4]
     k = avatar.camera.intrinsics(avatar.width, avatar.height)[0].float()
     return _Tables(torch.cat([body, lay]).contiguous(), faces, k, w2c, inverse)
 
@@ -88,9 +86,27 @@ def photo_weights(avatar: Avatar, vertices: Tensor, camera: CameraTrajectory) ->
     away = cos <= 0
     own = s.visible * torch.where(away, 1.0, smoothstep(s.photo_cos / cos.clamp(min=1e-3), *STRETCH))
     has_mirror = (s.mirror != torch.arange(len(s.mirror))).float()
-    mirrored = has_mirror * s.visible[s.mirror] * torch.where(
+    mirrored = has_mirror * s.seen[s.mirror] * torch.where(
         away, 0.0, smoothstep(s.photo_cos[s.mirror] / cos.clamp(min=1e-3), *STRETCH))
     return torch.stack([own, mirrored * (1 - own)], -1).float()
+
+
+def layer_world(avatar: Avatar, params: UpperBodyParams, photo_inverse: Tensor | None = None) -> Tensor:
+    """The layer's world vertices ``[F, L, 3]`` under ``params`` (``F`` frames): each moved by
+    the blend of its joints' maps from the photo's pose to the new one. ``photo_inverse``:
+    the inverse of ``avatar.photo_transforms`` (computed when None)."""
+    layer = avatar.layer
+    if photo_inverse is None:
+        photo_inverse = _inverse(avatar.photo_transforms.float())
+    with torch.no_grad():
+        maps = _compose(avatar.model.joint_transforms(params).float(), photo_inverse)
+        return skin(layer.vertices[None].expand(params.frames, -1, -1), maps, layer.skin_weights)
+
+
+def _inverse(maps: Tensor) -> Tensor:
+    """Inverse rigid maps of ``[..., 3, 4]`` arrays."""
+    r_inv = maps[..., :3].transpose(-1, -2)
+    return torch.cat([r_inv, -(r_inv @ maps[..., 3:])], -1)
 
 
 def _compose(a: Tensor, b: Tensor) -> Tensor:
@@ -169,16 +185,10 @@ def _photo_at(avatar: Avatar, tables: _Tables, points: Tensor) -> tuple[Tensor, 
 
 def _render_chunk(avatar: Avatar, tables: _Tables, params: UpperBodyParams, camera: CameraTrajectory, width: int,
                   height: int, static_background: Tensor | None) -> tuple[Tensor, Tensor]:
-    frames = params.frames
     model, layer = avatar.model, avatar.layer
     with torch.no_grad():
         body = model(params).float()
-        if len(layer.vertices):
-            maps = _compose(model.joint_transforms(params).float(), tables.layer_inverse)
-            moved = skin(layer.vertices[None].expand(frames, -1, -1), maps, layer.skin_weights)
-            world = torch.cat([body, moved], 1)
-        else:
-            world = body
+        world = torch.cat([body, layer_world(avatar, params, tables.layer_inverse)], 1)
     verts, k = rz.camera_space(world, camera, width, height)
     n = verts.shape[0]
     fragments = rz.rasterize(verts, tables.faces, k, width, height, frames_per_chunk=n)

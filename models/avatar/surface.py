@@ -48,6 +48,9 @@ class SurfaceTexture:
         visible: ``[V]`` 0 or 1, whether the photo shows each vertex.
         photo_cos: ``[V]`` cosine of the angle between the vertex's normal and the ray to
             the photo's camera.
+        seen: ``[V]`` 0..1, how well the photo shows the vertex's colour: visible, not at a
+            grazing angle (``GRAZING_COS``), inside the person's matte. What a vertex can lend
+            its mirror.
         mirror: ``[V]`` int64, the mirrored vertex (itself where there is none, and on the
             inner mouth).
         fill: ``[V, 3]`` colour where neither is seen.
@@ -56,14 +59,10 @@ class SurfaceTexture:
 
     visible: Tensor
     photo_cos: Tensor
+    seen: Tensor
     mirror: Tensor
     fill: Tensor
     cavity: Tensor
-
-    @property
-    def seen(self) -> Tensor:
-        """``[V]`` 0..1: how well the photo shows each vertex (fading at grazing angles)."""
-        return self.visible * smoothstep(self.photo_cos, *GRAZING_COS)
 
 
 def smoothstep(x: Tensor, lo: float, hi: float) -> Tensor:
@@ -88,7 +87,7 @@ def neighbour_mean_matrix(faces: Tensor, num_vertices: int) -> Tensor:
     pairs = torch.unique(torch.stack([src, dst]), dim=1)
     degree = torch.bincount(pairs[0], minlength=num_vertices).clamp(min=1).float()
     values = 1.0 / degree[pairs[0]]
-    return torch.sparse_coo_tensor(pairs, values, (num_vertices, num_vertices)).coalesce().to_sparse_csr()
+    return torch.sparse_coo_tensor(pairs, values, (num_vertices, num_vertices), check_invariants=True).coalesce()
 
 
 def grown_fill(values: Tensor, known: Tensor, mean: Tensor, smoothing: int = SMOOTHING) -> Tensor:
@@ -216,4 +215,4 @@ def surface_texture(model: UpperBodyModel, params: UpperBodyParams, camera: Came
     fade = torch.exp(-cavity_depth / (CAVITY_FADE / 0.003))[:, None]  # ~3 mm per neighbour step
     dark = fill * fade + torch.tensor(CAVITY_COLOUR) * (1 - fade)
     fill = torch.where(cavity[:, None] & ~known[:, None], dark, fill)
-    return SurfaceTexture(visible, facing.float(), mirror, fill.float(), cavity)
+    return SurfaceTexture(visible, facing.float(), seen, mirror, fill.float(), cavity)
