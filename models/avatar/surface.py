@@ -16,7 +16,8 @@ A vertex the photo's camera sees takes its colour from the photo where that came
   sides) take the colour of what surrounds them: never black, never streaked;
 - the inner mouth (``mouth_cavity``: template vertices no outside view reaches with the
   mouth closed, near the mouth) is darkened with its depth behind the lips, so an opened
-  jaw shows a dark cavity, and teeth where the photo showed them (the cavity is then seen).
+  jaw shows a dark cavity, and teeth where the photo showed them (a photo with the mouth
+  open, ``OPEN_MOUTH``, lends its inner mouth; a closed one shows only a shadow there).
 """
 from __future__ import annotations
 
@@ -35,9 +36,13 @@ MIRROR_TOLERANCE = 0.004  # metres between a reflected vertex and its nearest ve
 SMOOTHING = 20  # neighbour-averaging rounds that soften the fill
 CAVITY_RADIUS = 0.045  # metres from the mouth's centre
 CAVITY_COLOUR = (0.09, 0.03, 0.03)
-CAVITY_FADE = 0.006  # metres behind the lips over which the cavity darkens
+CAVITY_FADE = 0.7  # mesh steps behind the lips over which the cavity darkens (e-fold)
+CAVITY_RIM = 0.3  # how much of the surrounding colour the cavity's first ring keeps
 VISIBILITY_SIZE = 256  # pixels of the renders that find the cavity
 MOUTH_LANDMARKS = ("mouth_left", "mouth_right")
+LIP_LANDMARKS = ("lip_upper_outer", "lip_lower_outer")
+OPEN_MOUTH = 0.1  # the photo's jawOpen above which its inner mouth is used
+LIP_MARGIN = 0.01  # metres above and below the lips that the inner mouth may reach
 
 
 @dataclass(frozen=True)
@@ -116,9 +121,13 @@ def grown_fill(values: Tensor, known: Tensor, mean: Tensor, smoothing: int = SMO
 
 
 def mouth_cavity(model: UpperBodyModel, shape: Tensor, mean: Tensor) -> tuple[Tensor, Tensor]:
-    """The inner mouth of the template with ``shape``: vertices that no view from around the
-    front reaches with the mouth closed and lying near the mouth ``[V]`` (bool), and each
-    such vertex's depth behind the visible surface in neighbour steps ``[V]`` (float)."""
+    """The inner mouth of the template with ``shape`` ``[V]`` (bool), and each vertex's depth
+    behind the visible surface in neighbour steps ``[V]`` (float).
+
+    Inner: between the mouth corners, within a centimetre of the lips' height, and deeper
+    than the corners (the lips' rearmost outer points); or near the mouth and hidden from
+    every view around the front with the mouth closed.
+    """
     params = model.neutral_params(1)
     params.shape = shape.to(params.shape)
     with torch.no_grad():
@@ -130,9 +139,15 @@ def mouth_cavity(model: UpperBodyModel, shape: Tensor, mean: Tensor) -> tuple[Te
             camera = _look_at_head(yaw, pitch)
             verts, k = rz.camera_space(rest[None], camera, size, size)
             seen |= _visible(rz.rasterize(verts, model.faces, k, size, size), model.faces, len(rest))
-    mouth = model.landmarks(rest[None].float())[0, [model.landmark_names.index(n) for n in MOUTH_LANDMARKS]]
-    near = (rest.float() - mouth.mean(0)).norm(dim=1) < CAVITY_RADIUS
-    cavity = ~seen & near
+    marks = model.landmarks(rest[None].float())[0].double()
+    at = {name: marks[model.landmark_names.index(name)] for name in MOUTH_LANDMARKS + LIP_LANDMARKS}
+    left, right = at["mouth_left"], at["mouth_right"]
+    centre = (left + right) / 2
+    between = (rest[:, 0] - centre[0]).abs() < (left[0] - right[0]).abs() / 2
+    height = (rest[:, 1] > at["lip_lower_outer"][1] - LIP_MARGIN) & (rest[:, 1] < at["lip_upper_outer"][1] + LIP_MARGIN)
+    deep = rest[:, 2] < torch.minimum(left[2], right[2]) - 0.002
+    near = (rest - centre).norm(dim=1) < CAVITY_RADIUS
+    cavity = (between & height & deep) | (~seen & near)
     depth = harmonic_steps(~cavity, mean)
     return cavity, depth
 
@@ -203,6 +218,11 @@ def surface_texture(model: UpperBodyModel, params: UpperBodyParams, camera: Came
     # Outside the person's matte the photo shows the background behind a template wider
     # than the person: not the person's colour.
     visible = _visible(fragments, model.faces, len(verts)).float()
+    # A closed mouth shows its inside only through the lips' gap, a few pixels of shadow:
+    # the inner mouth takes the photo only when the photo's mouth is open (teeth shown).
+    jaw = model.face_labels.index(model.jaw_open_label)
+    if float(params.face[0, jaw]) < OPEN_MOUTH:
+        visible = torch.where(cavity, 0.0, visible)
     seen = visible * smoothstep(facing, *GRAZING_COS).float() * (samples[:, 4] > 0.5).float()
     mirror = torch.where(cavity, torch.arange(len(mirror)), mirror)
     mirror_seen = torch.where(mirror != torch.arange(len(mirror)), seen[mirror], 0.0)
@@ -212,7 +232,7 @@ def surface_texture(model: UpperBodyModel, params: UpperBodyParams, camera: Came
     colours = torch.where(by_mirror[:, None], colours[mirror], colours)
     fill = grown_fill(colours, known | by_mirror, mean)
     # The inner mouth darkens with its depth behind the lips.
-    fade = torch.exp(-cavity_depth / (CAVITY_FADE / 0.003))[:, None]  # ~3 mm per neighbour step
+    fade = CAVITY_RIM * torch.exp(-(cavity_depth - 1).clamp(min=0) / CAVITY_FADE)[:, None]
     dark = fill * fade + torch.tensor(CAVITY_COLOUR) * (1 - fade)
     fill = torch.where(cavity[:, None] & ~known[:, None], dark, fill)
     return SurfaceTexture(visible, facing.float(), seen, mirror, fill.float(), cavity)

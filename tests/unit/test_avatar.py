@@ -240,3 +240,24 @@ def test_camera_move_parallax_in_the_render(model):
     shift = float(cols.mean()) - 34.5
     expected = -float(camera.focal[0]) * SIZE * b / avatar.plane_depth
     assert abs(shift - expected) < 0.6
+
+
+def test_an_opened_jaw_shows_a_dark_mouth(model):
+    """A photo with the mouth closed; opened, the avatar's mouth shows the dark cavity where
+    the template's inner mouth comes into view, not lips or skin stretched over it."""
+    camera = paths.static(1, VIEW)
+    avatar, _photo, _matte = known_avatar(model, photo_params(model), camera, vertex_colours(model))
+    cavity = avatar.surface.cavity
+    assert 50 < int(cavity.sum()) < 1500
+    params = photo_params(model)
+    params.face[:, model.face_labels.index("jawOpen")] = 1.0
+    image, _mask = render_avatar(avatar, params, camera, SIZE, SIZE)
+    verts, k = rz.camera_space(model(params), camera, SIZE, SIZE)
+    fragments = rz.rasterize(verts, model.faces, k, SIZE, SIZE)
+    inner_faces = cavity[model.faces.long()].all(1)
+    inner = (fragments.face_id[0] >= 0) & inner_faces[fragments.face_id[0].clamp(min=0)]
+    assert int(inner.sum()) > 30  # the mouth is open in the render
+    inside = image[0][inner].mean(-1)
+    skin = image[0][(fragments.face_id[0] >= 0) & ~inner].mean(-1)
+    assert float(inside.median()) < 0.25 < float(skin.median())  # dark inside (the colouring is 0.1..0.9)
+    assert float(inside.mean()) < 0.6 * float(skin.mean())
