@@ -5,6 +5,7 @@ from comfy_api.latest import ComfyExtension, io
 from typing_extensions import override
 
 from .attention_compile import AttentionCompileNode
+from .avatar import BuildAvatar, RenderAvatar
 from .camera_files import LoadCameraTrajectory, SaveCameraTrajectory
 from .camera_trajectory import CameraTrajectoryNode
 from .evaluate_controls import EvaluateControls
@@ -27,6 +28,8 @@ NODES: list[type[io.ComfyNode]] = [
     PluckerRayMaps,
     TrackBodyMesh,
     RenderNormalMaps,
+    BuildAvatar,
+    RenderAvatar,
     LoadExpressionEncoder,
     ExtractExpression,
     RetargetExpression,

@@ -27,3 +27,7 @@ PoseKeypoint = io.Custom("POSE_KEYPOINT")
 # models.expression.encoders: an expression encoder (the built-in ARKit-52 fit, or a learned
 # image encoder from models/factorportrait_expression) with its name and code size.
 ExpressionEncoder = io.Custom("FACTORPORTRAIT_EXPRESSION_ENCODER")
+
+# models.avatar.avatar.Avatar: a portrait lifted onto the fitted anny upper body (its texture
+# lookups, hair/clothing layer, filled background plane), the photo's pose and camera.
+Avatar = io.Custom("FACTORPORTRAIT_AVATAR")

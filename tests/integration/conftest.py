@@ -37,7 +37,7 @@ def comfy(anny_cache_dir) -> ComfyClient:
         client.tiny_models = write_tiny_models(client.base_dir / "models")
         client.anny_model = anny
         client.driving_video = write_driving_video(anny, anny_cache_dir, client.base_dir)
-        for shipped in (REPO / "assets").glob("factorportrait_demo_*"):  # the main job's inputs
+        for shipped in (REPO / "assets").glob("*.*"):  # the main jobs' inputs (the avatar's photo, the demo's)
             shutil.copy2(shipped, client.base_dir / "input" / shipped.name)
         yield client
 
@@ -74,7 +74,8 @@ class WorkflowRun:
 def run_workflow(comfy: ComfyClient):
     """``run_workflow("x_api.json") -> WorkflowRun``, each workflow run once per session,
     its files saved under a fresh output subfolder; workflows with a FactorPortrait
-    Sampler run shrunk for CI (``helpers.shrunk_for_ci``: 9 frames, 64x64, 2 steps)."""
+    Sampler or Render Avatar run shrunk for CI (``helpers.shrunk_for_ci``: 9 frames, the
+    tests' short driving clip, 2 steps, small renders)."""
     runs: dict[str, WorkflowRun] = {}
 
     def run(name: str) -> WorkflowRun:

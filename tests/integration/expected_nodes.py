@@ -50,6 +50,20 @@ EXPECTED_NODES: dict[str, tuple[str, str, list[str], list[str], list[str]]] = {
         ["IMAGE", "MASK"],
         ["normal_maps", "mask"],
     ),
+    "FactorPortraitBuildAvatar": (
+        "FactorPortrait Build Avatar",
+        "FactorPortrait/avatar",
+        ["image", "fov"],
+        ["FACTORPORTRAIT_AVATAR", "FACTORPORTRAIT_CAMERA", "IMAGE", "STRING"],
+        ["avatar", "camera", "preview", "info"],
+    ),
+    "FactorPortraitRenderAvatar": (
+        "FactorPortrait Render Avatar",
+        "FactorPortrait/avatar",
+        ["avatar", "width", "height"],
+        ["IMAGE", "MASK", "STRING"],
+        ["images", "mask", "info"],
+    ),
     "FactorPortraitLoadExpressionEncoder": (
         "FactorPortrait Load Expression Encoder",
         "FactorPortrait/expression",

@@ -66,18 +66,42 @@ CI_SHRINK: dict[str, dict[str, int]] = {
 CI_FRAMES, CI_SIZE = 9, 64
 
 
+# Workflows with a driving video (the shipped one has 81 frames) run on the tests' short
+# clip instead (driving_video.py: 9 frames, written to the host's input folder), their
+# cameras at its frame count, the Sampler with 2 steps; those that render an avatar (Render
+# Avatar) also render at CI_SIZE.
+CI_DRIVEN_SHRINK: dict[str, dict[str, int]] = {"FactorPortraitSampler": {"steps": 2}}
+CI_AVATAR_SHRINK: dict[str, dict[str, int]] = {
+    "FactorPortraitRenderAvatar": {"width": CI_SIZE, "height": CI_SIZE},
+    "FactorPortraitRenderNormalMaps": {"width": CI_SIZE, "height": CI_SIZE},
+    "FactorPortraitPluckerRayMaps": {"width": CI_SIZE, "height": CI_SIZE},
+}
+
+
+def _short_clip() -> dict[str, dict[str, int | str]]:
+    """The short clip and the cameras' frame count (imported here: scripts/api_to_ui.py
+    imports this file as a plain module, outside the package)."""
+    from .driving_video import DRIVING_NAME, FRAMES
+
+    return {"LoadVideo": {"file": DRIVING_NAME}, "FactorPortraitCameraTrajectory": {"frames": FRAMES}}
+
+
 def shrunk_for_ci(prompt: dict) -> dict:
-    """A copy of an API workflow with :data:`CI_SHRINK` applied when it contains a
-    FactorPortrait Sampler; any other workflow is returned unchanged (as a copy)."""
+    """A copy of an API workflow that contains a FactorPortrait Sampler or Render Avatar,
+    shrunk for CI: with a driving video (LoadVideo) as :data:`CI_DRIVEN_SHRINK` says, else
+    with :data:`CI_SHRINK`. Any other workflow is returned unchanged (as a copy)."""
     prompt = copy.deepcopy(prompt)
-    if not any(node["class_type"] == "FactorPortraitSampler" for node in prompt.values()):
+    types = {node["class_type"] for node in prompt.values()}
+    if not types & {"FactorPortraitSampler", "FactorPortraitRenderAvatar"}:
         return prompt
-    # A driving video sets the frame count (cameras and normal maps follow it): fewer steps only.
-    driven = any(node["class_type"] == "LoadVideo" for node in prompt.values())
+    if "LoadVideo" in types:
+        shrink = {**CI_DRIVEN_SHRINK, **_short_clip()}
+        if "FactorPortraitRenderAvatar" in types:
+            shrink.update(CI_AVATAR_SHRINK)
+    else:
+        shrink = CI_SHRINK
     for node in prompt.values():
-        if driven and node["class_type"] != "FactorPortraitSampler":
-            continue
-        for name, value in CI_SHRINK.get(node["class_type"], {}).items():
+        for name, value in shrink.get(node["class_type"], {}).items():
             if not isinstance(node["inputs"].get(name), list):  # a widget value, not a link
                 node["inputs"][name] = value
     return prompt

@@ -1,12 +1,13 @@
 """Make the main job's shipped inputs from the synthetic generator (identities no training
 clip has: the training data is seed 0, the held-out test set seed 1000).
 
-    python training/demo/make_inputs.py [--out assets]
+    python training/demo/make_inputs.py [--out assets] [--frames 81] [--only driving]
 
 - ``factorportrait_demo_reference.png``: the portrait to animate (seed 2000), 256x256;
 - ``factorportrait_demo_driving.mp4``: another identity (seed 3000) talking, smiling and
-  turning its head in front of a static camera, 49 frames at 15 fps, 256x256: the most
-  expressive of the first candidates (range of jawOpen and smiles plus head motion).
+  turning its head in front of a static camera, 81 frames (the paper's clip length; 4k+1
+  for Wan) at 15 fps, 256x256: the most expressive of the first candidates (range of
+  jawOpen and smiles plus head motion).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE_SEED, DRIVING_SEED = 2000, 3000
 REFERENCE_NAME, DRIVING_NAME = "factorportrait_demo_reference.png", "factorportrait_demo_driving.mp4"
-SIZE, FRAMES, FPS, CANDIDATES = 256, 49, 15, 6
+SIZE, FRAMES, FPS, CANDIDATES = 256, 81, 15, 6
 
 
 def write_mp4(frames: torch.Tensor, path: Path, fps: int = FPS) -> None:
@@ -50,6 +51,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "assets")
     parser.add_argument("--anny-cache", type=Path, default=ROOT / ".host" / "ComfyUI" / "models" / "anny")
+    parser.add_argument("--frames", type=int, default=FRAMES, help="driving video frames, 4k+1 (default: %(default)s)")
+    parser.add_argument("--only", choices=("reference", "driving"), help="write only this file")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT / "scripts"))
     import devpack
@@ -62,13 +65,16 @@ def main(argv=None) -> int:
 
     model = load_anny(args.anny_cache)
     args.out.mkdir(parents=True, exist_ok=True)
-    reference = generate_clip(model, REFERENCE_SEED, 0, frames=5, width=SIZE, height=SIZE, regime="phone")
-    Image.fromarray(reference.reference.numpy()).save(args.out / REFERENCE_NAME)
-    candidates = [generate_clip(model, DRIVING_SEED, i, frames=FRAMES, width=SIZE, height=SIZE, regime="phone")
-                  for i in range(CANDIDATES)]
-    driving = max(candidates, key=expressiveness)
-    write_mp4(driving.frames, args.out / DRIVING_NAME)
-    print(f"wrote {args.out / REFERENCE_NAME} and {args.out / DRIVING_NAME} (clip {driving.info['index']})")
+    if args.only != "driving":
+        reference = generate_clip(model, REFERENCE_SEED, 0, frames=5, width=SIZE, height=SIZE, regime="phone")
+        Image.fromarray(reference.reference.numpy()).save(args.out / REFERENCE_NAME)
+        print(f"wrote {args.out / REFERENCE_NAME}")
+    if args.only != "reference":
+        candidates = [generate_clip(model, DRIVING_SEED, i, frames=args.frames, width=SIZE, height=SIZE,
+                                    regime="phone") for i in range(CANDIDATES)]
+        driving = max(candidates, key=expressiveness)
+        write_mp4(driving.frames, args.out / DRIVING_NAME)
+        print(f"wrote {args.out / DRIVING_NAME} ({args.frames} frames, clip {driving.info['index']})")
     return 0
 
 
