@@ -32,12 +32,10 @@ _correspondences: dict[str, FaceCorrespondence] = {}
 
 def load_correspondence(model, progress) -> FaceCorrespondence:
     """MediaPipe's face-mesh points on anny, from the anny model folder (built there on
-    first use, about half a minute), loaded once per folder. Loaded outside ComfyUI's
-    inference mode: the photo fit differentiates through lookups with these indices."""
+    first use, about half a minute), loaded once per folder."""
     folder = anny_cache_folder()
     if folder not in _correspondences:
-        with torch.inference_mode(False):
-            _correspondences[folder] = load_face_correspondence(folder, model, progress)
+        _correspondences[folder] = load_face_correspondence(folder, model, progress)
     return _correspondences[folder]
 
 
@@ -92,9 +90,8 @@ class BuildAvatar(io.ComfyNode):
         with reported_as(BUILD_NAME):
             model = load_body_model(ANNY_CHOICE, comfy_progress())
             correspondence = load_correspondence(model, comfy_progress())
-            with torch.inference_mode(False):  # the photo fit optimises (ComfyUI runs nodes in inference mode)
-                avatar = build_avatar(model, correspondence, image, fov_degrees=fov or None, input_name="image",
-                                      progress=comfy_progress())
+            avatar = build_avatar(model, correspondence, image, fov_degrees=fov or None, input_name="image",
+                                  progress=comfy_progress())
             preview, _ = render_avatar(avatar, avatar.params, avatar.camera, avatar.width, avatar.height)
         preview = preview.to(mm.intermediate_device())
         return io.NodeOutput(avatar, avatar.camera, preview, avatar.summary(),

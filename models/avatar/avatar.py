@@ -34,6 +34,7 @@ from .surface import SurfaceTexture, mirror_vertices, mouth_cavity, neighbour_me
 
 Progress = Callable[[int, int], None]
 ANNY = "anny"
+CUT_OUT_GREY = 0.5  # the background behind a cut-out portrait (a photo with alpha)
 # The landmarks of the face (nose, eyes, brows; the chin) whose extent gives its size in the photo.
 FACE_LANDMARKS = (*range(21), 27)
 
@@ -112,28 +113,38 @@ def build_avatar(model: UpperBodyModel, correspondence: FaceCorrespondence, imag
 
     def report(lo: int, hi: int) -> Progress:
         return lambda done, total: progress(lo + (hi - lo) * done // max(total, 1), 100) if progress else None
-    photo = prepare_photo(image, input_name)
-    fit = fit_photo(model, photo, correspondence, fov_degrees, input_name, progress=report(0, 70))
-    matte = photo.alpha if photo.alpha is not None else torch.from_numpy(person_matte(photo_uint8(photo)))
-    avatar = avatar_from_fit(model, photo, fit.params, fit.camera, matte, fit)
+    # ComfyUI runs nodes under inference mode; the photo fit optimises, so the avatar's
+    # tensors are made outside it (they are ordinary tensors whoever calls).
+    with torch.inference_mode(False):
+        photo = prepare_photo(image.clone(), input_name)
+        fit = fit_photo(model, photo, correspondence, fov_degrees, input_name, progress=report(0, 70))
+        matte = photo.alpha if photo.alpha is not None else torch.from_numpy(person_matte(photo_uint8(photo)))
+        avatar = avatar_from_fit(model, photo, fit.params, fit.camera, matte, fit, cut_out=photo.alpha is not None)
     avatar.build_seconds = time.perf_counter() - start
     report(0, 100)(1, 1)
     return avatar
 
 
 def avatar_from_fit(model: UpperBodyModel, photo: Photo, params: UpperBodyParams, camera: CameraTrajectory,
-                    matte: Tensor, fit: PhotoFit | None = None) -> Avatar:
+                    matte: Tensor, fit: PhotoFit | None = None, cut_out: bool = False) -> Avatar:
     """The avatar of a photo whose pose, shape, expression (``params``, one frame) and camera
     are known: from :func:`fit_photo`, or the ground truth of a synthetic render (tests).
 
     Args:
         matte: the person's matte ``[H, W]`` in 0..1 at the photo's working size.
+        cut_out: the matte is the photo's own alpha: its colours under the transparent parts
+            are no background (a cut-out portrait), so the background is a flat grey
+            (``CUT_OUT_GREY``) and the person's colours are taken as they are.
     """
     width, height = photo.width, photo.height
     with torch.inference_mode(False), torch.no_grad():
-        background, layer_matte = inpaint_background(photo.rgb, matte)
-        texture = torch.cat([person_colours(photo.rgb, layer_matte, background), layer_matte[..., None],
-                             matte[..., None]], -1)
+        if cut_out:
+            background, layer_matte = torch.full_like(photo.rgb, CUT_OUT_GREY), matte
+            colours = photo.rgb
+        else:
+            background, layer_matte = inpaint_background(photo.rgb, matte)
+            colours = person_colours(photo.rgb, layer_matte, background)
+        texture = torch.cat([colours, layer_matte[..., None], matte[..., None]], -1)
         world = model(params)  # [1, V, 3]
         verts, k = rz.camera_space(world, camera, width, height)
         fragments = rz.rasterize(verts, model.faces, k, width, height)

@@ -39,12 +39,18 @@ def frame_count(track: BodyTrack | None, expression: ExpressionCodes | None,
     if camera is not None and not (camera.num_frames > 1 and is_static(camera)):
         lengths["camera"] = camera.num_frames
     n = max(lengths.values(), default=1)
-    for name, count in lengths.items():
-        if count not in (1, n):
-            given = ", ".join(f"{k}: {v} frames" for k, v in lengths.items())
-            raise InputError(name, f"the controls have different lengths ({given}); every control needs {n} frames "
-                                   f"or 1. Set 'frames' on the Camera Trajectory node to {n}, or trim the driving "
-                                   "video the track and the expression were made from to the same frames.")
+    wrong = [name for name, count in lengths.items() if count not in (1, n)]
+    if wrong:
+        given = ", ".join(f"{k}: {v} frames" for k, v in lengths.items())
+        driving = lengths.get("body_track", lengths.get("expression"))
+        if "camera" in lengths and driving is not None and lengths["camera"] != driving:
+            name, fix = "camera", (f"set 'frames' on the Camera Trajectory node to {driving} (the driving video's "
+                                   "frames), or use a static camera")
+        else:
+            name, fix = wrong[0], ("make the body track and the expression from the same frames of the driving "
+                                   "video")
+        raise InputError(name, f"the controls have different lengths ({given}); each needs the same number of "
+                               f"frames, or 1: {fix}.")
     return n
 
 

@@ -74,7 +74,8 @@ def prepare_photo(image: torch.Tensor, input_name: str = "image") -> Photo:
     if alpha is not None and not bool((alpha < 0.5).any()):
         alpha = None  # fully opaque: nothing to learn from it
     elif alpha is not None:
-        notes.append("the photo's alpha channel is used as the person's matte.")
+        notes.append("the photo's alpha channel is used as the person's matte; its transparent background becomes "
+                     "grey (composite the images over another one with the mask output).")
 
     scale = min(1.0, MAX_SIDE / max(height, width))
     if scale < 1.0:

@@ -159,6 +159,13 @@ def fit_photo(model: UpperBodyModel, photo: Photo, correspondence: FaceCorrespon
 def _refine(model: UpperBodyModel, params: UpperBodyParams, camera: CameraTrajectory, keypoints: Keypoints2D,
             mesh: Tensor, corr: FaceCorrespondence, width: int, height: int,
             progress: Progress | None) -> tuple[UpperBodyParams, tuple[float, float]]:
+    # The correspondence and camera may come from inference mode (ComfyUI): ordinary copies
+    # of what the differentiated loss reads.
+    corr = FaceCorrespondence(*(t.clone() if isinstance(t, Tensor) else t for t in (
+        corr.point_index, corr.face_index, corr.vertex_index, corr.bary, corr.dropped, corr.spread_mm)))
+    camera = camera.frames([0])
+    camera = CameraTrajectory(camera.w2c.clone(), camera.focal.clone(), camera.pixel_aspect.clone(),
+                              camera.principal.clone())
     keep = ~torch.isin(corr.point_index, torch.tensor(IRISES))  # irises follow the gaze only
     index = corr.point_index[keep]
     observed = mesh[index].double()  # [N, 2]

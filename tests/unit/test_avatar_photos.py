@@ -153,8 +153,12 @@ def test_alpha_photo_uses_its_matte(tools, astronaut):
     alpha = ((((xx - 240) / 200.0) ** 2 + ((yy - 330) / 300.0) ** 2) < 1).float()
     avatar = build_avatar(*tools, torch.cat([astronaut, alpha[None, ..., None]], -1))
     assert any("alpha" in n for n in avatar.notes)
-    _image, mask = render_avatar(avatar, avatar.params, avatar.camera, 512, 512)
+    image, mask = render_avatar(avatar, avatar.params, avatar.camera, 512, 512)
     assert float((mask[0] - alpha).abs().mean()) < 0.02
+    # The transparent background is grey, not the colours under it (a second astronaut).
+    assert float((image[0][alpha < 0.5] - 0.5).abs().max()) < 0.02
+    composite = astronaut[0] * alpha[..., None] + 0.5 * (1 - alpha[..., None])
+    assert psnr(image[0], composite) > 32
 
 
 def test_two_faces_the_largest_is_used(tools, astronaut):
@@ -196,3 +200,17 @@ def test_real_photo_with_several_faces(tools):
         pytest.skip("real inputs not fetched (scripts/setup_env.sh)")
     avatar = build_avatar(*tools, read_image(path))
     assert any("faces found" in n for n in avatar.notes)
+
+
+def test_build_under_inference_mode(tools, astronaut):
+    """ComfyUI runs every node under torch.inference_mode(): the photo fit optimises anyway,
+    with the correspondence loaded there too."""
+    model, _corr = tools
+    with torch.inference_mode():
+        from factorportrait.models.expression.face_correspondence import load_face_correspondence as load
+        from conftest import shared_anny_cache_dir
+
+        corr = load(str(shared_anny_cache_dir()), model)
+        avatar = build_avatar(model, corr, astronaut)
+        image, _mask = render_avatar(avatar, avatar.params, avatar.camera, avatar.width, avatar.height)
+    assert psnr(image[0], astronaut[0]) > 32
