@@ -71,9 +71,9 @@ def person_colours(rgb: Tensor, alpha: Tensor, background: Tensor) -> Tensor:
     return torch.where(a > MIN_ALPHA, unmixed, rgb)
 
 
-def plane_lookup(c2w: Tensor, k_inv: Tensor, ref_w2c: Tensor, ref_k: Tensor, depth: float, width: int,
-                 height: int) -> Tensor:
-    """Where the photo's camera sees the background plane behind each pixel of new views.
+def plane_homography(c2w: Tensor, k_inv: Tensor, ref_w2c: Tensor, ref_k: Tensor, depth: float) -> Tensor:
+    """The map from new views' pixels to the photo's pixels through the background plane
+    ``[F, 3, 3]`` (homogeneous pixel coordinates, centres at +0.5).
 
     The plane is ``z = depth`` in the photo's camera space; a plane maps one view's pixels
     to another's by a homography: a point ``X`` on it (photo camera space, ``n^T X = depth``
@@ -87,20 +87,32 @@ def plane_lookup(c2w: Tensor, k_inv: Tensor, ref_w2c: Tensor, ref_k: Tensor, dep
         ref_w2c, ref_k: the photo camera's world-to-camera ``[4, 4]`` and intrinsics ``[3, 3]``
             (of the photo's size).
         depth: the plane's depth in the photo's camera (metres).
-    Returns:
-        photo pixel positions ``[F, H, W, 2]`` (float32; pixel centres at +0.5). A pixel whose
-        ray misses the plane (a camera looking away from it) gets a position far outside.
     """
     f64 = torch.float64
-    new_to_ref = ref_w2c.to(f64) @ c2w.to(f64)  # [F, 4, 4]
-    ref_to_new = torch.linalg.inv(new_to_ref)
+    ref_to_new = torch.linalg.inv(ref_w2c.to(f64) @ c2w.to(f64))  # [F, 4, 4]
     normal = torch.tensor([0.0, 0.0, 1.0], dtype=f64)
     plane = ref_to_new[:, :3, :3] + ref_to_new[:, :3, 3:] * normal / depth  # [F, 3, 3]
-    homography = ref_k.to(f64) @ torch.linalg.inv(plane) @ k_inv.to(f64)  # new pixels -> photo pixels
-    u = torch.arange(width, dtype=torch.float32) + 0.5
-    v = torch.arange(height, dtype=torch.float32) + 0.5
-    pix = torch.stack([u[None].expand(height, -1), v[:, None].expand(-1, width), torch.ones(height, width)], -1)
-    uvw = pix.reshape(-1, 3) @ homography.float().transpose(-1, -2)  # [F, HW, 3]
-    w = uvw[..., 2:]
-    uv = uvw[..., :2] / torch.where(w > 1e-6, w, torch.full_like(w, 1e-6))
-    return uv.reshape(-1, height, width, 2)
+    return (ref_k.to(f64) @ torch.linalg.inv(plane) @ k_inv.to(f64)).float()
+
+
+def map_pixels(homography: Tensor, frame: Tensor, pixel: Tensor, width: int) -> Tensor:
+    """Photo pixel positions ``[M, 2]`` of the pixels ``pixel`` (flat index in a frame of
+    ``width`` columns) of frames ``frame`` (``[M]`` each), through ``homography`` ``[F, 3, 3]``.
+    A pixel whose ray misses the plane (a camera looking away from it) lands far outside."""
+    u = (pixel % width).float() + 0.5
+    v = torch.div(pixel, width, rounding_mode="floor").float() + 0.5
+    h = homography.index_select(0, frame)  # [M, 3, 3]
+    uvw = h[:, :, 0] * u[:, None] + h[:, :, 1] * v[:, None] + h[:, :, 2]
+    w = uvw[:, 2:]
+    return uvw[:, :2] / torch.where(w > 1e-6, w, torch.full_like(w, 1e-6))
+
+
+def plane_lookup(c2w: Tensor, k_inv: Tensor, ref_w2c: Tensor, ref_k: Tensor, depth: float, width: int,
+                 height: int) -> Tensor:
+    """Where the photo's camera sees the background plane behind each pixel of new views:
+    photo pixel positions ``[F, H, W, 2]`` (see :func:`plane_homography` for the arguments)."""
+    homography = plane_homography(c2w, k_inv, ref_w2c, ref_k, depth)
+    frames = homography.shape[0]
+    pixel = torch.arange(height * width).repeat(frames)
+    frame = torch.arange(frames).repeat_interleave(height * width)
+    return map_pixels(homography, frame, pixel, width).reshape(frames, height, width, 2)

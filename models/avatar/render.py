@@ -23,7 +23,7 @@ from ..camera.trajectory import CameraTrajectory
 from ..errors import InputError
 from ..render import rasterize as rz
 from .avatar import Avatar
-from .background import plane_lookup
+from .background import map_pixels, plane_homography, plane_lookup
 
 FRAMES_PER_CHUNK = 8
 MAX_SIZE = 4096
@@ -216,9 +216,20 @@ def _render_chunk(avatar: Avatar, tables: _Tables, params: UpperBodyParams, came
 
     if static_background is not None:
         image = static_background.expand(n, -1, -1, -1).reshape(-1, 3).clone()
-    else:
-        image = _sample(avatar.background, plane_grid(avatar, camera, width, height), "reflection").reshape(-1, 3)
-    under = image.index_select(0, hit)
+        under = image.index_select(0, hit)
+    else:  # the plane only where it shows: off the person, and through its soft edges
+        image = torch.empty(n * height * width, 3)
+        behind = torch.ones(n * height * width, dtype=torch.bool)
+        behind[hit[alpha[:, 0] >= 1]] = False
+        shown = behind.nonzero()[:, 0]
+        homography = plane_homography(camera.c2w, torch.linalg.inv(camera.intrinsics(width, height)),
+                                      avatar.camera.w2c[0], avatar.camera.intrinsics(avatar.width, avatar.height)[0],
+                                      avatar.plane_depth)
+        frame = torch.div(shown, height * width, rounding_mode="floor")
+        uv = map_pixels(homography, frame, shown % (height * width), width)
+        grid = _normalised(uv, avatar.width, avatar.height)[None, None]
+        image.index_copy_(0, shown, _sample(avatar.background, grid, "reflection")[0, 0])
+        under = image.index_select(0, hit)
     image.index_copy_(0, hit, (alpha * colour + (1 - alpha) * under).clamp(0, 1))
     mask = torch.zeros(n * height * width)
     mask.index_copy_(0, hit, person)
