@@ -218,7 +218,7 @@ def _render_chunk(avatar: Avatar, tables: _Tables, params: UpperBodyParams, came
         image = static_background.expand(n, -1, -1, -1).reshape(-1, 3).clone()
         under = image.index_select(0, hit)
     else:  # the plane only where it shows: off the person, and through its soft edges
-        image = torch.empty(n * height * width, 3)
+        image = torch.zeros(n * height * width, 3)  # under an opaque person: never read as NaN
         behind = torch.ones(n * height * width, dtype=torch.bool)
         behind[hit[alpha[:, 0] >= 1]] = False
         shown = behind.nonzero()[:, 0]

@@ -94,6 +94,7 @@ def test_lookup_follows_the_surface_under_a_new_pose_and_camera(model):
     params.neck[:, 0] = math.radians(6)
     moved = paths.static(1, paths.View(yaw=10.0, pitch=5.0, distance=0.75, fov=30.0, target=(0.0, -0.08, 0.0)))
     image, _mask = render_avatar(avatar, params, moved, SIZE, SIZE)
+    assert bool(torch.isfinite(image).all())
     truth, covered = render_colours(model, params, moved, colours)
     with torch.no_grad():
         weights = photo_weights(avatar, model(params), moved)[0, :, 0]

@@ -214,3 +214,16 @@ def test_build_under_inference_mode(tools, astronaut):
         avatar = build_avatar(model, corr, astronaut)
         image, _mask = render_avatar(avatar, avatar.params, avatar.camera, avatar.width, avatar.height)
     assert psnr(image[0], astronaut[0]) > 32
+
+
+def test_small_face_in_a_large_photo(tools, astronaut):
+    """A face of 2 % of a 3000x2000 photo's height (MediaPipe's full-range model alone sees
+    it at 4 pixels): found in tiles, fitted on a crop around it."""
+    small = torch.nn.functional.interpolate(astronaut.permute(0, 3, 1, 2), size=(300, 300), mode="area")
+    canvas = torch.full((1, 3, 2000, 3000), 0.6)
+    canvas[..., 1200:1500, 1700:2000] = small
+    avatar = build_avatar(*tools, canvas.permute(0, 2, 3, 1))
+    face = avatar.fit.face
+    scale = avatar.width / 3000
+    assert abs(face.centre[0] / scale - (1700 + 226 * 300 / 512)) < 15  # the astronaut's face, in photo pixels
+    assert avatar.fit.face_error_px[1] < 1.5
