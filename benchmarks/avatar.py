@@ -85,7 +85,6 @@ from factorportrait.models.errors import InputError  # noqa: E402
 from factorportrait.models.evaluation.expression_metrics import pearson  # noqa: E402
 from factorportrait.models.evaluation.head_pose import head_rotations, rotation_error_deg  # noqa: E402
 from factorportrait.models.evaluation.image_metrics import psnr  # noqa: E402
-from factorportrait.models.expression.arkit_codes import arkit_codes  # noqa: E402
 from factorportrait.models.expression.arkit_encoder import ArkitEncoder  # noqa: E402
 from factorportrait.models.expression.face_correspondence import (  # noqa: E402
     load_face_correspondence, render_face_images)
@@ -873,7 +872,7 @@ def main() -> None:
     figures["targets"] = {k: f"{'>=' if kind == 'min' else '<='} {v}" for k, (v, kind) in TARGETS.items()}
     print("## Targets missed\n")
     print("\n".join(f"- {m}" for m in figures["misses"]) or "none")
-    print(f"\nsections: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())
+    print("\nsections: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())
           + f"; total {time.perf_counter() - start:.0f} s")
     print(json.dumps(rounded(figures)))
 

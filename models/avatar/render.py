@@ -22,8 +22,10 @@ from ..body.upper_body import UpperBodyParams, skin
 from ..camera.trajectory import CameraTrajectory
 from ..errors import InputError
 from ..render import rasterize as rz
+from ..render.normal_maps import vertex_normals
 from .avatar import Avatar
 from .background import map_pixels, plane_homography, plane_lookup
+from .surface import smoothstep
 
 FRAMES_PER_CHUNK = 8
 MAX_SIZE = 4096
@@ -74,9 +76,6 @@ def photo_weights(avatar: Avatar, vertices: Tensor, camera: CameraTrajectory) ->
         vertices: posed template vertices ``[F, V, 3]`` (world).
         camera: ``F`` frames or one.
     """
-    from ..render.normal_maps import vertex_normals
-    from .surface import smoothstep
-
     s = avatar.surface
     normals = vertex_normals(vertices, avatar.model.faces)
     to_camera = camera.centers.to(vertices)[:, None] - vertices

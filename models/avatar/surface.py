@@ -148,11 +148,11 @@ def mouth_cavity(model: UpperBodyModel, shape: Tensor, mean: Tensor) -> tuple[Te
     deep = rest[:, 2] < torch.minimum(left[2], right[2]) - 0.002
     near = (rest - centre).norm(dim=1) < CAVITY_RADIUS
     cavity = (between & height & deep) | (~seen & near)
-    depth = harmonic_steps(~cavity, mean)
+    depth = mesh_steps(~cavity, mean)
     return cavity, depth
 
 
-def harmonic_steps(start: Tensor, mean: Tensor, steps: int = 12) -> Tensor:
+def mesh_steps(start: Tensor, mean: Tensor, steps: int = 12) -> Tensor:
     """Mesh-neighbour steps from the ``start`` vertices ``[V]`` (bool), up to ``steps``."""
     reached = start.clone()
     out = torch.full((len(start),), float(steps))
