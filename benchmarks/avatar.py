@@ -54,6 +54,7 @@ import json
 import math
 import os
 import statistics
+import subprocess
 import sys
 import time
 import warnings
@@ -826,11 +827,61 @@ def misses(figures: dict) -> list[str]:
     return out
 
 
+def section_memory(b: Bench, figures: dict) -> None:
+    """Render Avatar's working memory against the number of frames: each count rendered in
+    a fresh process (the astronaut, an orbit, the photo's pose and expression) into outputs
+    allocated (and touched) before the baseline; working memory = peak RSS - RSS before
+    rendering: flat in the number of frames when the chunks are all it holds."""
+    size = b.args.size if not b.args.quick else 256
+    counts = (81, 729) if not b.args.quick else (9, 81)
+    rows = {}
+    for count in counts:
+        out = subprocess.run([sys.executable, __file__, "--memory-child", str(count), str(size)], capture_output=True,
+                             text=True, check=True)
+        rows[count] = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"## Memory: Render Avatar at {size}x{size}, outputs allocated once (fresh process per count)\n")
+    print("| frames | RSS before MB (outputs included) | outputs MB | peak RSS MB | working MB (peak - before) |")
+    print("|---|---|---|---|---|")
+    for count, r in rows.items():
+        print(f"| {count} | {r['before_mb']:.0f} | {r['output_mb']:.0f} | {r['peak_mb']:.0f} | {r['working_mb']:.0f} |")
+    print()
+    figures["render_memory_mb"] = {str(k): round(v["working_mb"], 1) for k, v in rows.items()}
+
+
+def _status_mb(field: str) -> float:
+    """A memory figure of this process from /proc/self/status, in MB."""
+    with open("/proc/self/status") as f:
+        line = next(x for x in f if x.startswith(field + ":"))
+    return int(line.split()[1]) / 1024
+
+
+def _memory_child(count: int, size: int) -> None:
+    model = load_anny_printing()
+    photo = read_photo("astronaut")
+    avatar = build_avatar(model, load_face_correspondence(anny_cache_dir(), model), photo)
+    view = paths.reference_view(avatar.camera)
+    camera = paths.orbit(count, paths.View(yaw=-30, distance=view.distance, focal=view.focal), yaw_end=30)
+    params = avatar.params.select([0] * count)
+    images, masks = torch.empty(count, size, size, 3), torch.empty(count, size, size)
+    images.zero_(), masks.zero_()  # the outputs' pages resident before the baseline
+    with open("/proc/self/clear_refs", "w") as f:  # resets the peak (VmHWM) to the current RSS
+        f.write("5")
+    before = _status_mb("VmRSS")
+    render_avatar(avatar, params, camera, size, size, out=(images, masks))
+    peak = _status_mb("VmHWM")
+    output = (images.numel() + masks.numel()) * 4 / 2**20
+    print(json.dumps({"before_mb": before, "output_mb": output, "peak_mb": peak, "working_mb": peak - before}))
+
+
 SECTIONS = {"round_trip": section_round_trip, "job": section_job, "orbit": section_orbit,
-            "disentanglement": section_disentanglement, "speed": section_speed, "breaks": section_breaks}
+            "disentanglement": section_disentanglement, "speed": section_speed, "breaks": section_breaks,
+            "memory": section_memory}
 
 
 def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "--memory-child":
+        _memory_child(int(sys.argv[2]), int(sys.argv[3]))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=None, help="driving frames per clip (default 81; quick 13)")
     parser.add_argument("--size", type=int, default=512, help="render size (square)")
