@@ -129,8 +129,10 @@ class ArkitFitReport:
     Attributes:
         filled_frames: frames without a face, whose codes were interpolated.
         residual_px: per-frame RMS reprojection error in pixels ``[F]`` (NaN on filled frames).
-        head_rotation: head rotation in the camera per frame ``[F, 3, 3]`` (OpenCV camera axes;
-            identity = upright, facing the camera); filled frames: the nearest fitted frame's.
+        head_rotation: head rotation relative to the camera per frame ``[F, 3, 3]``, in the
+            DESIGN world's axes of a frontal camera (x right, y up, z toward the camera; to
+            OpenCV camera axes: ``FRONTAL_W2C_ROTATION @ R``); identity = upright, facing the
+            camera; filled frames: the nearest fitted frame's.
         fov_degrees: the vertical field of view used (given or fitted).
         identity: the identity coefficients ``[K]`` (standard deviations of the basis).
         seconds: wall time of the fit (without detection).
