@@ -68,7 +68,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from devpack import ROOT, anny_cache_dir, import_pack, load_anny_printing  # noqa: E402
 from face_identity import identity_distances  # noqa: E402
-from real_inputs import real_input  # noqa: E402
+from real_inputs import read_image, real_input  # noqa: E402
 
 from common import timed_side_by_side  # noqa: E402
 
@@ -124,16 +124,8 @@ TARGETS = {  # figure: (target, "min" or "max")
 # ----------------------------------------------------------------------------- inputs and small helpers
 
 def read_photo(name: str) -> torch.Tensor:
-    """A photo as a ComfyUI IMAGE ``[1, H, W, C]`` (C = 1 grey, 3 RGB or 4 RGBA), float 0..1."""
-    image = cv2.imread(str(real_input(name)), cv2.IMREAD_UNCHANGED)
-    if image.ndim == 2:
-        image = image[..., None]
-    elif image.shape[2] == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    elif image.shape[2] == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
-    scale = 65535.0 if image.dtype == np.uint16 else 255.0
-    return torch.from_numpy(np.ascontiguousarray(image)).float()[None] / scale
+    """A real photo as a ComfyUI IMAGE ``[1, H, W, C]`` (C = 1 grey, 3 RGB or 4 RGBA), float 0..1."""
+    return read_image(real_input(name))
 
 
 def read_clip(name: str, start: int, count: int, step: int = 1) -> tuple[torch.Tensor, list[int]]:

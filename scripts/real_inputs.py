@@ -125,6 +125,26 @@ def real_inputs_dir() -> Path:
     return Path(os.environ.get("FACTORPORTRAIT_REAL_INPUTS") or ROOT / ".host" / "real_inputs")
 
 
+def read_image(path: str | os.PathLike):
+    """A photo file as a ComfyUI IMAGE ``[1, H, W, C]`` float 0..1 (C = 1 grey, 3 RGB, 4 RGBA),
+    read with OpenCV (imported here: the rest of this module is stdlib only)."""
+    import cv2
+    import numpy as np
+    import torch
+
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise FileNotFoundError(f"cannot read an image from {path}")
+    if image.ndim == 2:
+        image = image[..., None]
+    elif image.shape[2] == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    elif image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
+    scale = 65535.0 if image.dtype == np.uint16 else 255.0
+    return torch.from_numpy(np.ascontiguousarray(image)).float()[None] / scale
+
+
 def real_input(name: str) -> Path:
     """The path of the real input ``name`` (a key of ``REAL_INPUTS``).
 

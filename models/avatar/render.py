@@ -162,6 +162,12 @@ def plane_grid(avatar: Avatar, camera: CameraTrajectory, width: int, height: int
     return _normalised(uv, avatar.width, avatar.height)
 
 
+def _plane_homographies(avatar: Avatar, camera: CameraTrajectory, width: int, height: int) -> Tensor:
+    """New pixels -> photo pixels through the background plane, per camera frame ``[F, 3, 3]``."""
+    return plane_homography(camera.c2w, torch.linalg.inv(camera.intrinsics(width, height)), avatar.camera.w2c[0],
+                            avatar.camera.intrinsics(avatar.width, avatar.height)[0], avatar.plane_depth)
+
+
 def _normalised(uv: Tensor, width: int, height: int) -> Tensor:
     """Pixel positions (centres at +0.5) -> ``grid_sample`` coordinates (align_corners=False)."""
     return torch.stack([2 * uv[..., 0] / width - 1, 2 * uv[..., 1] / height - 1], -1)
@@ -221,9 +227,7 @@ def _render_chunk(avatar: Avatar, tables: _Tables, params: UpperBodyParams, came
         behind = torch.ones(n * height * width, dtype=torch.bool)
         behind[hit[alpha[:, 0] >= 1]] = False
         shown = behind.nonzero()[:, 0]
-        homography = plane_homography(camera.c2w, torch.linalg.inv(camera.intrinsics(width, height)),
-                                      avatar.camera.w2c[0], avatar.camera.intrinsics(avatar.width, avatar.height)[0],
-                                      avatar.plane_depth)
+        homography = _plane_homographies(avatar, camera, width, height)
         frame = torch.div(shown, height * width, rounding_mode="floor")
         uv = map_pixels(homography, frame, shown % (height * width), width)
         grid = _normalised(uv, avatar.width, avatar.height)[None, None]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -19,15 +18,9 @@ from factorportrait.models.expression.codes import ExpressionCodes
 from factorportrait.models.expression.face_correspondence import load_face_correspondence
 from factorportrait.models.tracking.body_track import BodyTrack, FittedSequence
 from factorportrait.models.tracking.fit import FitReport
+from real_inputs import read_image
 
 ASTRONAUT = Path(__file__).resolve().parents[2] / "assets" / "astronaut.png"
-
-
-def read_image(path: Path) -> torch.Tensor:
-    import cv2
-
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    return torch.from_numpy(np.ascontiguousarray(bgr[..., ::-1])).float()[None] / 255
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
