@@ -20,6 +20,7 @@ from .retarget_expression import RetargetExpression
 from .sampler import Sampler
 from .step_cache import StepCacheNode
 from .track_body_mesh import TrackBodyMesh
+from .wan_controls import FaceVideo, WanControls
 
 NODES: list[type[io.ComfyNode]] = [
     CameraTrajectoryNode,
@@ -30,6 +31,8 @@ NODES: list[type[io.ComfyNode]] = [
     RenderNormalMaps,
     BuildAvatar,
     RenderAvatar,
+    WanControls,
+    FaceVideo,
     LoadExpressionEncoder,
     ExtractExpression,
     RetargetExpression,

@@ -277,6 +277,68 @@ def build_face_correspondence(model: AnnyUpperBody, progress: Progress | None = 
         return _combine(hits, neutral[0], faces, _eyeball_vertices(faces, model.num_vertices)[faces[:, 0]])
 
 
+def place_by_frontal_view(model: AnnyUpperBody, indices: list[int], size: int = RENDER_SIZE) -> tuple[Tensor, Tensor]:
+    """Where MediaPipe puts face-mesh points ``indices`` on a frontal render of the painted
+    mean-shape ``model``: each as a template face's vertices ``[N, 3]`` (int64) and
+    barycentrics on them ``[N, 3]`` (float32).
+
+    For the points the correspondence drops because their hits disagree across views (the
+    face contour, which follows each view's silhouette): one view's placement is the frontal
+    silhouette, as a detector draws it on a face seen head-on. A point detected just off the
+    silhouette goes to the nearest vertex the camera sees.
+
+    Raises:
+        InputError: MediaPipe found no face.
+    """
+    with torch.inference_mode(False), torch.no_grad():
+        neutral = model(model.neutral_params(1)).double()
+        cameras = _cameras(((0.0, 0.0),))
+        images = render_face_images(model, neutral.float(), cameras, size, size, face_paint_fields(model))
+        (detected,), _several = detect_face_arrays(images, video=False, max_faces=1)
+        if detected is None:
+            raise InputError("detector", f"MediaPipe ({mediapipe_version()}) found no face on the frontal render "
+                                         "of anny.")
+        hits = _back_project(neutral, model.faces.long(), cameras, [detected], size)
+        faces = model.faces.long()
+        corners = faces[hits.face[0, indices].clamp(min=0)]  # [N, 3]
+        a, b, c = (neutral[0][corners[:, i]] for i in range(3))
+        bary = _barycentric(hits.points[0, indices], a, b, c)
+        missed = (hits.face[0, indices] < 0).nonzero()[:, 0]
+        if len(missed):
+            seen = _seen_vertices(neutral, faces, cameras, size)
+            verts, k = rz.camera_space(neutral, cameras, size, size)
+            uv = (verts[0] @ k[0].double().T)[:, :2] / verts[0, :, 2:]
+            target = torch.from_numpy(detected[[indices[i] for i in missed.tolist()]]).double()
+            dist = torch.cdist(target, uv[seen])
+            nearest = seen.nonzero()[:, 0][dist.argmin(1)]
+            corners[missed] = nearest[:, None].expand(-1, 3)
+            bary[missed] = torch.tensor([1.0, 0.0, 0.0], dtype=bary.dtype)
+    return corners, bary.float()
+
+
+def _seen_vertices(vertices: Tensor, faces: Tensor, cameras, size: int) -> Tensor:
+    """Vertices ``[V]`` bool that a camera of one frame sees (within 5 mm of the z-buffer)."""
+    verts, k = rz.camera_space(vertices, cameras, size, size)
+    depth = rz.rasterize(verts.float(), faces, k, size, size).depth[0]
+    uv = (verts[0] @ k[0].double().T)[:, :2] / verts[0, :, 2:]
+    col, row = uv[:, 0].floor().long(), uv[:, 1].floor().long()
+    inside = (col >= 0) & (col < size) & (row >= 0) & (row < size)
+    z = depth[row.clamp(0, size - 1), col.clamp(0, size - 1)].double()
+    return inside & (z > 0) & (verts[0, :, 2] <= z + 0.005)
+
+
+def _barycentric(p: Tensor, a: Tensor, b: Tensor, c: Tensor) -> Tensor:
+    """Barycentric coordinates ``[N, 3]`` of points ``p`` in triangles ``(a, b, c)`` (each ``[N, 3]``),
+    of the point's projection onto the triangle's plane."""
+    v0, v1, v2 = b - a, c - a, p - a
+    d00, d01, d11 = (v0 * v0).sum(1), (v0 * v1).sum(1), (v1 * v1).sum(1)
+    d20, d21 = (v2 * v0).sum(1), (v2 * v1).sum(1)
+    den = d00 * d11 - d01 * d01
+    v = (d11 * d20 - d01 * d21) / den
+    w = (d00 * d21 - d01 * d20) / den
+    return torch.stack([1 - v - w, v, w], 1)
+
+
 def _cameras(views: tuple[tuple[float, float], ...]):
     """One camera per (yaw, pitch) view around the head centre."""
     return trajectory_from_channels(torch.tensor(

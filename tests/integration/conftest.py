@@ -16,14 +16,17 @@ from pathlib import Path
 
 import pytest
 
-from comfy_host import ComfyClient, load_api_workflow, running_comfyui
+from comfy_host import PACK_FOLDER, ComfyClient, load_api_workflow, running_comfyui
 from devpack import comfyui_dir
 
 from .driving_video import write_driving_video
 from .helpers import WORKFLOWS, shrunk_for_ci, with_prefix_folder
 from .tiny_models import CHECKPOINT_NAME, write_tiny_models
+from .tiny_wan_models import write_tiny_wan_models
 
 REPO = Path(__file__).resolve().parents[2]
+# CI's stand-in for the umt5-xxl text encoder of the Wan workflows (stub_text_encoder/__init__.py).
+STUB_NODES = Path(__file__).resolve().parent / "stub_text_encoder"
 
 
 @pytest.fixture(scope="session")
@@ -33,8 +36,9 @@ def comfy(anny_cache_dir) -> ComfyClient:
     from factorportrait.models.body import load_anny
 
     anny = load_anny(anny_cache_dir)
-    with running_comfyui() as client:
+    with running_comfyui({PACK_FOLDER: REPO, "factorportrait_ci_stub": STUB_NODES}) as client:
         client.tiny_models = write_tiny_models(client.base_dir / "models")
+        client.tiny_wan_models = write_tiny_wan_models(client.base_dir / "models")
         client.anny_model = anny
         client.driving_video = write_driving_video(anny, anny_cache_dir, client.base_dir)
         for shipped in (REPO / "assets").glob("*.*"):  # the main jobs' inputs (the avatar's photo, the demo's)

@@ -64,6 +64,20 @@ EXPECTED_NODES: dict[str, tuple[str, str, list[str], list[str], list[str]]] = {
         ["IMAGE", "MASK", "STRING"],
         ["images", "mask", "info"],
     ),
+    "FactorPortraitWanControls": (
+        "FactorPortrait Wan Controls",
+        "FactorPortrait/wan",
+        ["width", "height", "pose_style"],
+        ["IMAGE", "IMAGE", "MASK", "STRING"],
+        ["pose_video", "depth_video", "mask", "info"],
+    ),
+    "FactorPortraitFaceVideo": (
+        "FactorPortrait Face Video",
+        "FactorPortrait/wan",
+        ["images", "body_track", "size", "scale", "smoothing"],
+        ["IMAGE"],
+        ["face_video"],
+    ),
     "FactorPortraitLoadExpressionEncoder": (
         "FactorPortrait Load Expression Encoder",
         "FactorPortrait/expression",

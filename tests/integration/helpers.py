@@ -86,20 +86,58 @@ def _short_clip() -> dict[str, dict[str, int | str]]:
     return {"LoadVideo": {"file": DRIVING_NAME}, "FactorPortraitCameraTrajectory": {"frames": FRAMES}}
 
 
+# Workflows of the Wan models users own (their native nodes, the tiny random models of
+# tests/integration/tiny_wan_models.py) run at 64x64, 5 frames (2 latent frames), 2 steps.
+# Two of their encoders cannot be built tiny (ComfyUI builds them from fixed configs) and
+# do not fit CI at full size: umt5-xxl's CLIPLoader + CLIPTextEncode become the CI stub
+# text encoder (tests/integration/stub_text_encoder), and CLIP vision (an optional input
+# of every Wan node) is left out. Every other node and link stays as in the file.
+WAN_NODES = {"WanAnimateToVideo", "WanVaceToVideo", "WanFunControlToVideo", "WanCameraImageToVideo"}
+CI_WAN_LENGTH = 5
+CI_WAN_SHRINK: dict[str, dict[str, int]] = {
+    **{name: {"width": CI_SIZE, "height": CI_SIZE, "length": CI_WAN_LENGTH} for name in WAN_NODES},
+    "KSampler": {"steps": 2},
+    "FactorPortraitWanControls": {"width": CI_SIZE, "height": CI_SIZE},
+    "FactorPortraitFaceVideo": {"size": CI_SIZE},
+}
+STUB_TEXT_ENCODER = "FactorPortraitTestTextEncode"
+
+
+def _without_big_encoders(prompt: dict) -> None:
+    """Swap umt5-xxl for the CI stub and drop CLIP vision, in place (see above)."""
+    for node_id, node in list(prompt.items()):
+        kind = node["class_type"]
+        if kind == "CLIPTextEncode":
+            stub = {"text": node["inputs"]["text"], "tokens": 16}
+            prompt[node_id] = {"class_type": STUB_TEXT_ENCODER, "inputs": stub, "_meta": node.get("_meta", {})}
+        elif kind in ("CLIPLoader", "CLIPVisionLoader", "CLIPVisionEncode"):
+            del prompt[node_id]
+    for node in prompt.values():
+        for name, value in list(node["inputs"].items()):
+            if isinstance(value, list) and value[0] not in prompt:
+                del node["inputs"][name]  # an optional input fed by a dropped node
+
+
 def shrunk_for_ci(prompt: dict) -> dict:
-    """A copy of an API workflow that contains a FactorPortrait Sampler or Render Avatar,
-    shrunk for CI: with a driving video (LoadVideo) as :data:`CI_DRIVEN_SHRINK` says, else
-    with :data:`CI_SHRINK`. Any other workflow is returned unchanged (as a copy)."""
+    """A copy of an API workflow that contains a FactorPortrait Sampler, Render Avatar or a
+    native Wan node, shrunk for CI: with a driving video (LoadVideo) as
+    :data:`CI_DRIVEN_SHRINK` says, else with :data:`CI_SHRINK`; Wan workflows also as
+    :data:`CI_WAN_SHRINK` says, with the text encoder stubbed. Any other workflow is
+    returned unchanged (as a copy)."""
     prompt = copy.deepcopy(prompt)
     types = {node["class_type"] for node in prompt.values()}
-    if not types & {"FactorPortraitSampler", "FactorPortraitRenderAvatar"}:
+    wan = bool(types & WAN_NODES)
+    if not (types & {"FactorPortraitSampler", "FactorPortraitRenderAvatar"} or wan):
         return prompt
     if "LoadVideo" in types:
         shrink = {**CI_DRIVEN_SHRINK, **_short_clip()}
-        if "FactorPortraitRenderAvatar" in types:
+        if types & {"FactorPortraitRenderAvatar", "FactorPortraitWanControls"}:
             shrink.update(CI_AVATAR_SHRINK)
     else:
-        shrink = CI_SHRINK
+        shrink = dict(CI_SHRINK)
+    if wan:
+        shrink.update(CI_WAN_SHRINK)
+        _without_big_encoders(prompt)
     for node in prompt.values():
         for name, value in shrink.get(node["class_type"], {}).items():
             if not isinstance(node["inputs"].get(name), list):  # a widget value, not a link
