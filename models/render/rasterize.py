@@ -392,6 +392,31 @@ def rasterize_pixels(vertices: torch.Tensor, faces: torch.Tensor, intrinsics: to
     return covered.view(vertices.shape[0], height, width), pixel, face
 
 
+def rasterize_depth(vertices: torch.Tensor, faces: torch.Tensor, intrinsics: torch.Tensor, width: int,
+                    height: int, near: float = DEFAULT_NEAR, frames_per_chunk: int = 4) -> torch.Tensor:
+    """Depth of the front-most surface at every pixel centre ``[F, H, W]`` (float32 metres,
+    0 on background), read from the z-buffer's own keys: their high bits are the float64
+    inverse depth (relative precision 2^-26, far below float32's), so no barycentrics are
+    computed. For depth and coverage only, several times faster than :func:`rasterize`.
+
+    Arguments as :func:`rasterize` (torch backend, both windings drawn).
+    """
+    if not (1 <= width <= MAX_IMAGE_SIZE and 1 <= height <= MAX_IMAGE_SIZE):
+        raise ValueError(f"image size {width}x{height} is outside 1..{MAX_IMAGE_SIZE}")
+    faces = faces.to(device=vertices.device, dtype=torch.long)
+    intrinsics = intrinsics.to(vertices.device)
+    out = []
+    for f0 in range(0, vertices.shape[0], frames_per_chunk):
+        f1 = min(f0 + frames_per_chunk, vertices.shape[0])
+        tris = project_faces(vertices[f0:f1], faces, intrinsics[f0:f1], width, height, near, False)
+        keys = _zbuffer(tris, f1 - f0, width, height)
+        covered = keys > _empty_key(len(tris))
+        inverse = keys.bitwise_and(~_RANK_MASK).view(torch.float64)
+        depth = torch.where(covered, 1.0 / torch.where(covered, inverse, 1.0), 0.0)
+        out.append(depth.float().view(f1 - f0, height, width))
+    return out[0] if len(out) == 1 else torch.cat(out)
+
+
 def rasterize(vertices: torch.Tensor, faces: torch.Tensor, intrinsics: torch.Tensor,
               width: int, height: int, near: float = DEFAULT_NEAR, cull_back_faces: bool = False,
               frames_per_chunk: int = 4, backend: str = "torch") -> Fragments:

@@ -25,7 +25,7 @@ from ..expression.arkit_codes import ARKIT_ENCODER
 from ..expression.codes import ExpressionCodes
 from ..tracking.body_track import BodyTrack
 from ..tracking.rendering import is_static
-from .depth import depth_to_image, disparity_range
+from .depth import depth_to_image, disparity_range, merge_ranges
 from .face68 import SurfacePoints
 from .pose_drawing import draw_pose
 from .scene import Plane, render_depth
@@ -102,6 +102,7 @@ def render_controls(model: UpperBodyModel, params: UpperBodyParams, camera: Came
     raw_depth = torch.empty(n, height, width)
     mask = torch.empty(n, height, width)
     points: list[Skeleton2D] = []
+    near_far = None
     for f0 in range(0, n, frames_per_chunk):
         f1 = min(f0 + frames_per_chunk, n)
         chunk = params.select(slice(f0, f1))
@@ -116,11 +117,11 @@ def render_controls(model: UpperBodyModel, params: UpperBodyParams, camera: Came
                           width=width, height=height, style=style)
         pose[f0:f1] = torch.from_numpy(drawn).float().div_(255.0)
         raw_depth[f0:f1] = depth
+        near_far = merge_ranges(near_far, disparity_range(depth))
         mask[f0:f1] = covered.float()
         points.append(skeleton)
         if progress is not None:
             progress(f1, n)
-    near_far = disparity_range(raw_depth)
     images = torch.empty(n, height, width, 3)
     for f0 in range(0, n, frames_per_chunk):
         depth_to_image(raw_depth[f0:f0 + frames_per_chunk], near_far, out=images[f0:f0 + frames_per_chunk])

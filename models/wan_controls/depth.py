@@ -17,11 +17,16 @@ from torch import Tensor
 def disparity_range(depth: Tensor) -> tuple[float, float]:
     """The smallest and largest inverse depth ``1 / z`` over the rendered pixels of ``depth``
     ``[F, H, W]`` (metres, 0 = nothing); ``(0, 1)`` when nothing was rendered."""
-    rendered = depth > 0
-    if not bool(rendered.any()):
+    farthest = float(depth.amax())
+    if farthest <= 0:
         return 0.0, 1.0
-    inverse = 1.0 / depth[rendered]
-    return float(inverse.min()), float(inverse.max())
+    nearest = float(torch.where(depth > 0, depth, farthest).amin())
+    return 1.0 / farthest, 1.0 / nearest
+
+
+def merge_ranges(a: tuple[float, float] | None, b: tuple[float, float]) -> tuple[float, float]:
+    """The range covering both (``a`` None: ``b``); chunks of a clip merge theirs this way."""
+    return b if a is None else (min(a[0], b[0]), max(a[1], b[1]))
 
 
 def depth_to_image(depth: Tensor, near_far: tuple[float, float], out: Tensor | None = None) -> Tensor:

@@ -2,7 +2,7 @@
 background plane, seen by a camera.
 
 The meshes go through the pack's rasterizer (``render/rasterize.py``: exact coverage,
-perspective-correct depth at pixel centres). The plane's depth is analytic: a pixel's ray
+perspective-correct depth at pixel centres, read from its z-buffer: no barycentrics). The plane's depth is analytic: a pixel's ray
 ``X = C + t d`` (``d = R^T K^-1 (u, v, 1)``, so ``t`` is the camera-space depth) meets the
 plane ``n . X = c`` at ``t = (c - n . C) / (n . d)``.
 """
@@ -54,9 +54,8 @@ def render_depth(vertices: Tensor, faces: Tensor, camera: CameraTrajectory, widt
     (bool) of world ``vertices [F, V, 3]`` (``faces [M, 3]``) and the optional background plane
     seen by ``camera`` (``F`` frames or one)."""
     verts, k = rz.camera_space(vertices, camera, width, height)
-    fragments = rz.rasterize(verts, faces, k, width, height, frames_per_chunk=verts.shape[0])
-    covered = fragments.face_id >= 0
-    depth = fragments.depth
+    depth = rz.rasterize_depth(verts, faces, k, width, height, frames_per_chunk=verts.shape[0])
+    covered = depth > 0
     if plane is not None:
         behind = plane_depth(plane, camera, width, height).expand_as(depth)
         depth = torch.where(covered, depth, behind)

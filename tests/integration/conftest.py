@@ -3,10 +3,12 @@
 The server comes from scripts/comfy_host.py: ComfyUI of ``.host/ComfyUI`` (or
 ``$FACTORPORTRAIT_COMFYUI``) with this checkout in a temporary ``custom_nodes`` folder.
 Without a host tree (scripts/setup_env.sh not run) the integration tests are skipped.
-Right after the server starts, tiny random model files (tests/integration/tiny_models.py)
-are written into its model folders and a reference portrait into its input folder, so the
+Right after the server starts, tiny random model files (tests/integration/tiny_models.py,
+and the Wan models of tiny_wan_models.py) are written into its model folders and a
+reference portrait into its input folder, so the
 portrait workflow's combos (checkpoint, VAE, image) are valid: ComfyUI lists model folders
-when a prompt is validated and when ``/object_info`` is asked, not at start-up.
+when a prompt is validated and when ``/object_info`` is asked, not at start-up. The server
+also loads the CI stub text encoder (stub_text_encoder/), which the Wan workflows use in CI.
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ import torch
 
 from factorportrait.models.camera.trajectory import CameraTrajectory, focal_from_fov, orbit_extrinsics
 from factorportrait.models.tracking.body_track import track_body
-from factorportrait.models.wan_controls.depth import depth_to_image, disparity_range
+from factorportrait.models.wan_controls.depth import depth_to_image, disparity_range, merge_ranges
 from factorportrait.models.wan_controls.face_crops import crop_faces, face_boxes, smooth_boxes
 from factorportrait.models.wan_controls.scene import Plane, plane_depth, render_depth
 from factorportrait.models.wan_controls.skeleton import NUM_BODY_POINTS, project_skeleton, skeleton_3d
@@ -31,7 +31,7 @@ def face68(anny_model, anny_cache_dir):
 
 def camera(yaw=0.0, pitch=0.0, distance=1.0, fov=30.0, target=(0.0, 0.0, 0.0)) -> CameraTrajectory:
     one = torch.ones(1, dtype=torch.float64)
-    return CameraTrajectory.create(orbit_extrinsics(math.radians(yaw) * one, math.radians(pitch) * one, 0 * one,
+    return CameraTrajectory.create(orbit_extrinsics(yaw * one, pitch * one, 0 * one,
                                                     distance * one, torch.tensor([target], dtype=torch.float64)),
                                    focal_from_fov(fov))
 
@@ -121,6 +121,8 @@ def test_depth_images_are_inverse_depth_stretched_over_the_clip():
     expected[0, 0, 0], expected[0, 0, 1], expected[1, 1, 2] = 1.0, (0.5 - 0.25) / 0.75, 0.0
     assert torch.allclose(images[..., 0], expected, atol=1e-6)
     assert disparity_range(torch.zeros(1, 2, 2)) == (0.0, 1.0)  # nothing rendered: no division by zero
+    per_frame = merge_ranges(disparity_range(depth[:1]), disparity_range(depth[1:]))  # as chunks merge theirs
+    assert per_frame == pytest.approx(near_far)
 
 
 # -- skeleton ------------------------------------------------------------------------------------
