@@ -19,13 +19,11 @@ from .body_models import ANNY_CHOICE, anny_cache_folder, load_body_model
 from .errors import reported_as
 from .progress import comfy_progress
 from .types import Avatar, BodyTrack, Camera, Expression
-from .ui_previews import PREVIEW_FPS, animated_preview, with_images
+from .ui_previews import animated_preview, clip_preview, with_images
 
 BUILD_NAME = "FactorPortrait Build Avatar"
 RENDER_NAME = "FactorPortrait Render Avatar"
 CATEGORY = "FactorPortrait/avatar"
-# The node's animated preview shows at most this many frames (a long clip: every n-th).
-PREVIEW_FRAMES = 121
 
 _correspondences: dict[str, FaceCorrespondence] = {}
 
@@ -37,12 +35,6 @@ def load_correspondence(model, progress) -> FaceCorrespondence:
     if folder not in _correspondences:
         _correspondences[folder] = load_face_correspondence(folder, model, progress)
     return _correspondences[folder]
-
-
-def _preview(images: torch.Tensor):
-    """The node's animated preview: every frame of a short clip, every n-th of a long one."""
-    step = -(-images.shape[0] // PREVIEW_FRAMES)
-    return animated_preview(images[::step], fps=PREVIEW_FPS / step)
 
 
 class BuildAvatar(io.ComfyNode):
@@ -164,7 +156,7 @@ class RenderAvatar(io.ComfyNode):
                  "expression: " + (f"'{expression.encoder}' codes of {expression.num_frames} frame(s)"
                                    if expression is not None else "the photo's own"),
                  "camera: " + _camera_text(camera, view)]
-        return io.NodeOutput(images, masks, "\n".join(lines + notes), ui=with_images(_preview(images)))
+        return io.NodeOutput(images, masks, "\n".join(lines + notes), ui=with_images(clip_preview(images)))
 
 
 def _camera_text(given, used) -> str:

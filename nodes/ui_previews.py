@@ -16,6 +16,7 @@ from ..models.wan.latent_format import latent_rgb
 
 PREVIEW_FPS = 15.0  # the paper's frame rate
 PREVIEW_MAX_SIDE = 384  # pixels: small files, fast to write
+PREVIEW_FRAMES = 121  # a longer clip's preview shows every n-th frame
 CURVES_KEY = "factorportrait_curves"  # read by js/factorportrait_expression.js
 CAMERA_KEY = "factorportrait_camera"  # read by js/factorportrait_camera.js
 
@@ -42,6 +43,13 @@ def animated_preview(images: torch.Tensor, fps: float = PREVIEW_FPS) -> ui.Saved
     except Exception as e:  # noqa: BLE001 - previews are best effort
         logging.warning("FactorPortrait: no preview (%s)", e)
         return None
+
+
+def clip_preview(images: torch.Tensor, max_frames: int = PREVIEW_FRAMES) -> ui.SavedImages | None:
+    """:func:`animated_preview` of every frame of a short clip, of every n-th of a long one
+    (at most ``max_frames``, at the speed the clip plays)."""
+    step = -(-images.shape[0] // max_frames)
+    return animated_preview(images[::step], fps=PREVIEW_FPS / step)
 
 
 def latent_video_preview(samples: torch.Tensor) -> ui.SavedImages | None:

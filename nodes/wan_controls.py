@@ -8,7 +8,6 @@ process (one MediaPipe detection on a render of anny, under a second).
 from __future__ import annotations
 
 import comfy.model_management as mm
-import torch
 from comfy_api.latest import io
 
 from ..models.avatar.controls import avatar_controls
@@ -23,28 +22,24 @@ from .avatar import load_correspondence
 from .errors import reported_as
 from .progress import comfy_progress
 from .types import Avatar, BodyTrack, Camera, Expression
-from .ui_previews import PREVIEW_FPS, animated_preview, with_images
+from .ui_previews import clip_preview, with_images
 
 CONTROLS_NAME = "FactorPortrait Wan Controls"
 FACE_NAME = "FactorPortrait Face Video"
 CATEGORY = "FactorPortrait/wan"
-PREVIEW_FRAMES = 121
 
-_face_points: dict[int, SurfacePoints] = {}
+# The face points per loaded anny model (kept with the model: an id alone could be reused).
+_face_points: dict[int, tuple[AnnyUpperBody, SurfacePoints]] = {}
 
 
 def _face68(model) -> SurfacePoints | None:
     """The iBUG face points on ``model`` (anny only; None for other body models)."""
     if not isinstance(model, AnnyUpperBody):
         return None
-    if id(model) not in _face_points:
-        _face_points[id(model)] = face68_on_anny(model, load_correspondence(model, comfy_progress()))
-    return _face_points[id(model)]
-
-
-def _preview(images: torch.Tensor):
-    step = -(-images.shape[0] // PREVIEW_FRAMES)
-    return animated_preview(images[::step], fps=PREVIEW_FPS / step)
+    cached = _face_points.get(id(model))
+    if cached is None or cached[0] is not model:
+        cached = _face_points[id(model)] = (model, face68_on_anny(model, load_correspondence(model, comfy_progress())))
+    return cached[1]
 
 
 class WanControls(io.ComfyNode):
@@ -121,7 +116,7 @@ class WanControls(io.ComfyNode):
         if face68 is None:
             lines.append(f"no face points: the {model.name} body model has none (use anny).")
         return io.NodeOutput(videos.pose.to(device), videos.depth.to(device), videos.mask.to(device),
-                             "\n".join(lines + notes), ui=with_images(_preview(videos.pose)))
+                             "\n".join(lines + notes), ui=with_images(clip_preview(videos.pose)))
 
 
 class FaceVideo(io.ComfyNode):
@@ -174,4 +169,4 @@ class FaceVideo(io.ComfyNode):
             rgb = images[..., :3] if images.shape[-1] != 1 else images.expand(-1, -1, -1, 3)
             boxes = smooth_boxes(face_boxes(driving_face_points(body_track, face68), scale), smoothing)
             crops = crop_faces(rgb.cpu(), boxes, size)
-        return io.NodeOutput(crops.to(mm.intermediate_device()), ui=with_images(_preview(crops)))
+        return io.NodeOutput(crops.to(mm.intermediate_device()), ui=with_images(clip_preview(crops)))
