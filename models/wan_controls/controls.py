@@ -61,9 +61,10 @@ def track_controls(track: BodyTrack, expression: ExpressionCodes | None = None,
     params = track.params if track.frames == n else track.params.select([0] * n)
     if expression is not None:
         if expression.encoder != ARKIT_ENCODER or expression.dim != params.face.shape[1]:
-            raise InputError("expression", f"the {track.model.name} body track takes ARKit-52 codes (encoder "
-                                           f"'{ARKIT_ENCODER}') with an anny track; got encoder "
-                                           f"'{expression.encoder}' with D={expression.dim}.")
+            raise InputError("expression", f"the face takes ARKit-52 codes (Extract Expression with the built-in "
+                                           f"encoder '{ARKIT_ENCODER}') on an anny body track; got encoder "
+                                           f"'{expression.encoder}' with D={expression.dim} for a "
+                                           f"{track.model.name} track.")
         codes = expression.codes.to(params.face)
         params = UpperBodyParams(**{**params.tensors(), "face": (codes.expand(n, -1) if len(codes) == 1
                                                                  else codes).clone()})

@@ -306,3 +306,29 @@ def test_pose_video_draws_each_joint_where_the_camera_sees_it_in_its_colour(anny
             for x, y in visible_face.tolist()]
     assert sum(near) >= 0.95 * len(near)
     assert not (videos.pose[0] > 0.9).all(-1).any()  # no white dots in Wan-Animate's style
+
+
+def test_track_controls_take_the_tracks_frames_codes_and_camera(anny_model):
+    """A body track's own frames and camera by default; ARKit codes replace only its face;
+    a still camera of many frames counts as one; other codes and lengths are named."""
+    from factorportrait.models.errors import InputError
+    from factorportrait.models.expression.arkit_codes import ARKIT_ENCODER
+    from factorportrait.models.expression.codes import ExpressionCodes
+    from factorportrait.models.wan_controls.controls import track_controls
+
+    truth, cam = _truth(anny_model), _camera(FRAMES)
+    track = track_body(anny_model, _observe(anny_model, truth, cam))
+    params, view = track_controls(track)
+    assert params.frames == FRAMES and torch.equal(params.face, track.params.face)
+    assert view.num_frames == 1  # the fitted video camera is still: one frame serves all
+    assert torch.allclose(view.w2c[0], track.camera.w2c[0])
+    codes = torch.rand(1, track.params.face.shape[1], generator=torch.Generator().manual_seed(0))
+    params, _ = track_controls(track, ExpressionCodes(codes, ARKIT_ENCODER))
+    assert torch.equal(params.face, codes.expand(FRAMES, -1)) and torch.equal(params.head, track.params.head)
+    with pytest.raises(InputError, match="input 'expression'.*ARKit-52"):
+        track_controls(track, ExpressionCodes(torch.zeros(FRAMES, 16), "tiny-16"))
+    three = torch.ones(3, dtype=torch.float64)
+    moving = CameraTrajectory.create(orbit_extrinsics(torch.linspace(0, 20, 3).double(), 0 * three, 0 * three, three,
+                                                      torch.zeros(3, 3, dtype=torch.float64)), focal_from_fov(30.0))
+    with pytest.raises(InputError, match="input 'camera'"):  # 3 moving frames for a 16-frame track
+        track_controls(track, None, moving)
