@@ -3,8 +3,8 @@ background plane, seen by a camera.
 
 The meshes go through the pack's rasterizer (``render/rasterize.py``: exact coverage,
 perspective-correct depth at pixel centres, read from its z-buffer: no barycentrics). The
-plane's depth is analytic: a pixel's ray ``X = C + t d`` (``d = R^T K^-1 (u, v, 1)``, so ``t`` is the camera-space depth) meets the
-plane ``n . X = c`` at ``t = (c - n . C) / (n . d)``.
+plane's depth is analytic: a pixel's ray ``X = C + t d`` (``d = R^T K^-1 (u, v, 1)``, so
+``t`` is the camera-space depth) meets the plane ``n . X = c`` at ``t = (c - n . C) / (n . d)``.
 """
 from __future__ import annotations
 
