@@ -5,7 +5,8 @@ chunk serve all three.
 The controls come from a body track (its frames, optionally with ARKit expression codes and
 a camera: ``track_controls``) or from an avatar (``avatar/controls.py``: the track
 retargeted onto the photo), as per-frame body-model parameters and a camera; this file
-only renders them.
+only renders them. Memory beyond the three outputs is one chunk's: the depth waits in the
+depth output's first channel until the clip's range is known, then is stretched in place.
 """
 from __future__ import annotations
 
@@ -100,7 +101,7 @@ def render_controls(model: UpperBodyModel, params: UpperBodyParams, camera: Came
         faces = torch.cat([faces, avatar.layer.faces + model.num_vertices])
         plane = Plane.facing_camera(avatar.camera, avatar.plane_depth)
     pose = torch.empty(n, height, width, 3)
-    raw_depth = torch.empty(n, height, width)
+    images = torch.empty(n, height, width, 3)  # depth in metres in channel 0 until the clip's range is known
     mask = torch.empty(n, height, width)
     points: list[Skeleton2D] = []
     near_far = None
@@ -117,15 +118,15 @@ def render_controls(model: UpperBodyModel, params: UpperBodyParams, camera: Came
         drawn = draw_pose(skeleton.body, skeleton.body_visible, skeleton.face, skeleton.face_visible,
                           width=width, height=height, style=style)
         pose[f0:f1] = torch.from_numpy(drawn).float().div_(255.0)
-        raw_depth[f0:f1] = depth
+        images[f0:f1, ..., 0] = depth
         near_far = merge_ranges(near_far, disparity_range(depth))
         mask[f0:f1] = covered.float()
         points.append(skeleton)
         if progress is not None:
             progress(f1, n)
-    images = torch.empty(n, height, width, 3)
     for f0 in range(0, n, frames_per_chunk):
-        depth_to_image(raw_depth[f0:f0 + frames_per_chunk], near_far, out=images[f0:f0 + frames_per_chunk])
+        chunk_images = images[f0:f0 + frames_per_chunk]
+        depth_to_image(chunk_images[..., 0].clone(), near_far, out=chunk_images)
     return ControlVideos(pose, images, mask, _concat(points))
 
 
