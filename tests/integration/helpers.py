@@ -73,6 +73,8 @@ CI_FRAMES, CI_SIZE = 9, 64
 CI_DRIVEN_SHRINK: dict[str, dict[str, int]] = {"FactorPortraitSampler": {"steps": 2}}
 CI_AVATAR_SHRINK: dict[str, dict[str, int]] = {
     "FactorPortraitRenderAvatar": {"width": CI_SIZE, "height": CI_SIZE},
+    "FactorPortraitWanControls": {"width": CI_SIZE, "height": CI_SIZE},
+    "FactorPortraitFaceVideo": {"size": CI_SIZE},
     "FactorPortraitRenderNormalMaps": {"width": CI_SIZE, "height": CI_SIZE},
     "FactorPortraitPluckerRayMaps": {"width": CI_SIZE, "height": CI_SIZE},
 }
@@ -97,8 +99,6 @@ CI_WAN_LENGTH = 5
 CI_WAN_SHRINK: dict[str, dict[str, int]] = {
     **{name: {"width": CI_SIZE, "height": CI_SIZE, "length": CI_WAN_LENGTH} for name in WAN_NODES},
     "KSampler": {"steps": 2},
-    "FactorPortraitWanControls": {"width": CI_SIZE, "height": CI_SIZE},
-    "FactorPortraitFaceVideo": {"size": CI_SIZE},
 }
 STUB_TEXT_ENCODER = "FactorPortraitTestTextEncode"
 
@@ -119,15 +119,15 @@ def _without_big_encoders(prompt: dict) -> None:
 
 
 def shrunk_for_ci(prompt: dict) -> dict:
-    """A copy of an API workflow that contains a FactorPortrait Sampler, Render Avatar or a
-    native Wan node, shrunk for CI: with a driving video (LoadVideo) as
+    """A copy of an API workflow that contains a FactorPortrait Sampler, Render Avatar, Wan
+    Controls or a native Wan node, shrunk for CI: with a driving video (LoadVideo) as
     :data:`CI_DRIVEN_SHRINK` says, else with :data:`CI_SHRINK`; Wan workflows also as
     :data:`CI_WAN_SHRINK` says, with the text encoder stubbed. Any other workflow is
     returned unchanged (as a copy)."""
     prompt = copy.deepcopy(prompt)
     types = {node["class_type"] for node in prompt.values()}
     wan = bool(types & WAN_NODES)
-    if not (types & {"FactorPortraitSampler", "FactorPortraitRenderAvatar"} or wan):
+    if not (types & {"FactorPortraitSampler", "FactorPortraitRenderAvatar", "FactorPortraitWanControls"} or wan):
         return prompt
     if "LoadVideo" in types:
         shrink = {**CI_DRIVEN_SHRINK, **_short_clip()}
