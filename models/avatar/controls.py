@@ -93,20 +93,34 @@ def avatar_controls(avatar: Avatar, track: BodyTrack | None = None, expression: 
             params = params.select([0] * n)
     else:
         params = photo.select([0] * n)
-    face = photo.face.expand(n, -1)
     if expression is not None:
-        if expression.encoder != ARKIT_ENCODER or expression.dim != photo.face.shape[1]:
-            raise InputError("expression", f"the avatar takes ARKit-52 codes (encoder '{ARKIT_ENCODER}': Extract "
-                                           "Expression with the built-in encoder, or Expression Keyframes); got "
-                                           f"encoder '{expression.encoder}' with D={expression.dim}.")
-        codes = expression.codes.to(face)
-        face = codes.expand(n, -1) if codes.shape[0] == 1 else codes
-    params = UpperBodyParams(**{**params.tensors(), "face": face.clone()})
-    if camera is None:
-        camera = avatar.camera
-    elif camera.num_frames > 1 and is_static(camera):
-        camera = camera.frames([0])
-    return params, camera, notes
+        params = with_arkit_face(params, expression, "the avatar")
+    else:
+        params = UpperBodyParams(**{**params.tensors(), "face": photo.face.expand(n, -1).clone()})
+    return params, avatar.camera if camera is None else still_as_one(camera), notes
+
+
+def with_arkit_face(params: UpperBodyParams, expression: ExpressionCodes, owner: str) -> UpperBodyParams:
+    """``params`` (``N`` frames) with ARKit-52 codes as their face actions (one code is held
+    over every frame; otherwise ``N`` codes); the rest unchanged.
+
+    Raises:
+        InputError: codes of another encoder, or a body model whose face is not ARKit-52
+            (named as ``owner``, e.g. "the avatar").
+    """
+    if expression.encoder != ARKIT_ENCODER or expression.dim != params.face.shape[1]:
+        raise InputError("expression", f"{owner} takes ARKit-52 codes (encoder '{ARKIT_ENCODER}': Extract "
+                                       "Expression with the built-in encoder, or Expression Keyframes); got "
+                                       f"encoder '{expression.encoder}' with D={expression.dim}.")
+    codes = expression.codes.to(params.face)
+    face = codes.expand(params.frames, -1) if codes.shape[0] == 1 else codes
+    return UpperBodyParams(**{**params.tensors(), "face": face.clone()})
+
+
+def still_as_one(camera: CameraTrajectory) -> CameraTrajectory:
+    """A camera whose frames are all the same as its one frame (which then follows any
+    number of frames, see ``frame_count``); any other camera unchanged."""
+    return camera.frames([0]) if camera.num_frames > 1 and is_static(camera) else camera
 
 
 def _frames(frames: list[int], limit: int = 12) -> str:

@@ -17,15 +17,13 @@ import torch
 from torch import Tensor
 
 from ..avatar.avatar import Avatar
-from ..avatar.controls import frame_count
+from ..avatar.controls import frame_count, still_as_one, with_arkit_face
 from ..avatar.render import layer_world
 from ..body.upper_body import UpperBodyModel, UpperBodyParams
 from ..camera.trajectory import CameraTrajectory
 from ..errors import InputError
-from ..expression.arkit_codes import ARKIT_ENCODER
 from ..expression.codes import ExpressionCodes
 from ..tracking.body_track import BodyTrack
-from ..tracking.rendering import is_static
 from .depth import depth_to_image, disparity_range, merge_ranges
 from .face68 import SurfacePoints
 from .pose_drawing import draw_pose
@@ -61,19 +59,10 @@ def track_controls(track: BodyTrack, expression: ExpressionCodes | None = None,
     n = frame_count(track, expression, camera)
     params = track.params if track.frames == n else track.params.select([0] * n)
     if expression is not None:
-        if expression.encoder != ARKIT_ENCODER or expression.dim != params.face.shape[1]:
-            raise InputError("expression", f"the face takes ARKit-52 codes (Extract Expression with the built-in "
-                                           f"encoder '{ARKIT_ENCODER}') on an anny body track; got encoder "
-                                           f"'{expression.encoder}' with D={expression.dim} for a "
-                                           f"{track.model.name} track.")
-        codes = expression.codes.to(params.face)
-        params = UpperBodyParams(**{**params.tensors(), "face": (codes.expand(n, -1) if len(codes) == 1
-                                                                 else codes).clone()})
+        params = with_arkit_face(params, expression, f"the face of a {track.model.name} body track (anny's)")
     if camera is None:
         camera = track.camera if track.camera.num_frames == n else track.camera.frames([0] * n)
-    if camera.num_frames > 1 and is_static(camera):
-        camera = camera.frames([0])
-    return params, camera
+    return params, still_as_one(camera)
 
 
 def render_controls(model: UpperBodyModel, params: UpperBodyParams, camera: CameraTrajectory, width: int,

@@ -22,6 +22,7 @@ from torch import Tensor
 
 from ..body.upper_body import LANDMARKS
 from ..camera.trajectory import CameraTrajectory
+from ..render import rasterize as rz
 from .face68 import SurfacePoints
 
 NUM_BODY_POINTS = 18
@@ -105,11 +106,9 @@ def project_points(points: Tensor, camera: CameraTrajectory, width: int, height:
     """Pixels ``[F, N, 2]`` (float32) and visibility ``[F, N]`` of world points ``[F, N, 3]``
     seen by ``camera`` (``F`` frames or one); ``depth`` and ``interior`` (``[N]`` bool, points
     exempt from the occlusion test) as :func:`project_skeleton` uses them."""
-    w2c = camera.w2c.to(points.device, torch.float64)
-    k = camera.intrinsics(width, height).to(points.device, torch.float64)
-    cam = points.double() @ w2c[:, :3, :3].transpose(-1, -2) + w2c[:, None, :3, 3]
+    cam, k = rz.camera_space(points, camera, width, height)  # float64
     z = cam[..., 2]
-    uvw = cam @ k.transpose(-1, -2)
+    uvw = cam @ k.double().transpose(-1, -2)
     uv = uvw[..., :2] / torch.where(z > 1e-6, z, torch.ones_like(z))[..., None]
     visible = (z > 1e-6) & (uv[..., 0] >= 0) & (uv[..., 0] < width) & (uv[..., 1] >= 0) & (uv[..., 1] < height)
     if depth is not None:
